@@ -1,0 +1,1 @@
+"""cliprt.bench: the harness behind `cliprt bench`."""

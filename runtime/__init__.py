@@ -1,0 +1,1 @@
+"""cliprt.runtime: load an exported model folder with onnxruntime only (no torch)."""

@@ -1,0 +1,49 @@
+"""cliprt: a CLIP inference engine. Export a checkpoint once, then embed, classify and
+search with onnxruntime, without PyTorch.
+
+    import cliprt
+    model = cliprt.load("clip-onnx/")
+    probs = model.classify(["cat.jpg"], ["a photo of a cat", "a photo of a dog"])
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cliprt.errors import (
+    CliprtError,
+    ExportError,
+    FormatVersionError,
+    IndexFileError,
+    InputError,
+    ModelFolderError,
+    ParityError,
+    ProviderError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CliprtError",
+    "ExportError",
+    "FormatVersionError",
+    "Index",
+    "IndexFileError",
+    "InputError",
+    "ModelFolderError",
+    "ParityError",
+    "ProviderError",
+    "load",
+]
+
+if TYPE_CHECKING:
+    from cliprt.runtime import Index, load
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `import cliprt` stays cheap (no onnxruntime) for the CLI's --help and tools.
+    if name in ("load", "Index"):
+        import cliprt.runtime
+
+        return getattr(cliprt.runtime, name)
+    raise AttributeError(f"module 'cliprt' has no attribute {name!r}")

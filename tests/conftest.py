@@ -1,0 +1,55 @@
+"""Session-scoped real fixtures: the real CLIP tokenizer and small real CLIP checkpoints,
+all built locally (no hub is reachable where cliprt is tested)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+def _needs_export_extra() -> None:
+    pytest.importorskip("torch", reason="needs the export extra (torch)")
+    pytest.importorskip("transformers", reason="needs the export extra (transformers)")
+
+
+@pytest.fixture(scope="session")
+def clip_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A HF CLIP tokenizer folder (vocab.json, merges.txt, tokenizer.json) rebuilt from
+    OpenAI's BPE vocabulary."""
+    _needs_export_extra()
+    from cliprt.export.clip_vocab import save_clip_tokenizer
+
+    folder = tmp_path_factory.mktemp("clip-tokenizer")
+    save_clip_tokenizer(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight CLIP (2 layers, width 32, 224 px, patch 32) saved as a real HF
+    checkpoint folder: config, safetensors, tokenizer files, preprocessor_config.json."""
+    _needs_export_extra()
+    from cliprt.export.random_checkpoints import build_random_checkpoint
+
+    return build_random_checkpoint("tiny", tmp_path_factory.mktemp("tiny-clip"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint_builder(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str], Path]:
+    """Builds shape-true random checkpoints (e.g. "ViT-B-32") for benchmarks and slow
+    tests; unit tests use tiny_clip_dir."""
+    _needs_export_extra()
+    from cliprt.export.random_checkpoints import build_random_checkpoint
+
+    cache: dict[str, Path] = {}
+
+    def build(arch: str) -> Path:
+        if arch not in cache:
+            cache[arch] = build_random_checkpoint(arch, tmp_path_factory.mktemp(arch), seed=0)
+        return cache[arch]
+
+    return build
