@@ -106,5 +106,7 @@ def build_random_checkpoint(arch: str, folder: str | Path, *, seed: int = 0) -> 
     model.save_pretrained(str(folder), safe_serialization=True)
     save_clip_tokenizer(folder, model_max_length=config.text_config.max_position_embeddings)
     size = config.vision_config.image_size
-    CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(str(folder))
+    CLIPImageProcessor(
+        size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+    ).save_pretrained(str(folder))
     return folder

@@ -13,12 +13,20 @@ from cliprt.export.random_checkpoints import RANDOM_ARCHS, parse_random_source
 def test_tiny_checkpoint_is_a_complete_hf_folder(tiny_clip_dir: Path) -> None:
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizerFast
 
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "vocab.json",
-                 "merges.txt", "preprocessor_config.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "vocab.json",
+        "merges.txt",
+        "preprocessor_config.json",
+    ):
         assert (tiny_clip_dir / name).is_file(), name
     model = CLIPModel.from_pretrained(str(tiny_clip_dir))
     assert model.config.vision_config.num_hidden_layers == 2
-    assert CLIPTokenizerFast.from_pretrained(str(tiny_clip_dir))("a photo of a cat").input_ids[1:-1] == [320, 1125, 539, 320, 2368]
+    assert CLIPTokenizerFast.from_pretrained(str(tiny_clip_dir))("a photo of a cat").input_ids[
+        1:-1
+    ] == [320, 1125, 539, 320, 2368]
     proc = CLIPImageProcessor.from_pretrained(str(tiny_clip_dir))
     assert proc.crop_size == {"height": 224, "width": 224}
 

@@ -37,13 +37,39 @@ def _corpus() -> list[str]:
     ]
     rng = random.Random(1234)
     words = [
-        "photo", "cat", "dog", "red", "circle", "a", "of", "the", "big", "small", "🐱",
-        "東京", "café", "!!!", "42", "3.14", "New-York", "it's", "#tag", "ÆØÅ", "tree",
-        "x" * 30, "Zebra", "jump", "over", "lazy", "fox", "UPPER", "mIxEd", "...", "?",
+        "photo",
+        "cat",
+        "dog",
+        "red",
+        "circle",
+        "a",
+        "of",
+        "the",
+        "big",
+        "small",
+        "🐱",
+        "東京",
+        "café",
+        "!!!",
+        "42",
+        "3.14",
+        "New-York",
+        "it's",
+        "#tag",
+        "ÆØÅ",
+        "tree",
+        "x" * 30,
+        "Zebra",
+        "jump",
+        "over",
+        "lazy",
+        "fox",
+        "UPPER",
+        "mIxEd",
+        "...",
+        "?",
     ]
-    generated = [
-        " ".join(rng.choice(words) for _ in range(rng.randint(1, 40))) for _ in range(200)
-    ]
+    generated = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 40))) for _ in range(200)]
     return fixed + generated
 
 
