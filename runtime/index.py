@@ -1,0 +1,413 @@
+"""Exact top-k search by inner product over fp32, fp16 or int8 rows (the C++ kernel).
+
+An :class:`Index` owns its rows. ``add`` copies (and, for fp16/int8, converts) the given
+vectors into the index's own storage; ``search`` hands that storage to the kernel without
+a copy. With L2-normalised embeddings the inner product is the cosine similarity.
+
+Precision contract:
+    * fp32: rows stored as given; scores accumulate in fp32.
+    * fp16: rows stored as IEEE half; each element is widened to fp32 exactly and scores
+      accumulate in fp32 (never fp16).
+    * int8: each row r is stored as ``q_r`` in [-127, 127] with one symmetric fp32 scale
+      ``s_r = max|x_r| / 127``; the score is ``s_r * dot(q_r, query)`` accumulated in fp32.
+      "Exact" means the exact top-k of the *dequantized* rows ``s_r * q_r``, not of the
+      vectors originally added.
+
+Ordering: results are sorted by score descending; equal scores put the lower id first.
+When ``k`` exceeds the number of rows the tail of each result row holds id -1 and score
+-inf (FAISS's convention). Rows whose score is NaN (a NaN in the row) never appear.
+
+File format (little-endian), written atomically by :meth:`Index.save`::
+
+    0   8s   magic b"CLIPRTIX"
+    8   u32  format version (1)
+    12  u32  dtype code (0 fp32, 1 fp16, 2 int8)
+    16  u64  dim
+    24  u64  count (rows)
+    32  32s  sha256 of everything after the 64-byte header
+    64       rows (count * dim * itemsize), then for int8 the scales (count * fp32),
+             then the ids (count * int64); each section starts on a 64-byte boundary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import os
+import struct
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cliprt import _topk
+from cliprt.errors import IndexFileError, InputError
+
+__all__ = ["FORMAT_VERSION", "Index", "available_isas"]
+
+FORMAT_VERSION = 1
+_MAGIC = b"CLIPRTIX"
+_HEADER = struct.Struct("<8sIIQQ32s")
+_HEADER_BYTES = 64
+_ALIGN = 64
+_DTYPES = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16), "int8": np.dtype(np.int8)}
+_DTYPE_CODES = {"fp32": 0, "fp16": 1, "int8": 2}
+_HASH_CHUNK = 64 << 20  # bytes hashed per step, so a large mmap is never copied whole
+
+
+def available_isas() -> list[str]:
+    """The SIMD instruction sets the kernel can use on this machine, best last.
+
+    ``CLIPRT_ISA`` (environment variable, read at import) forces one of them.
+    """
+    return list(getattr(_topk, "available_isas", lambda: ["baseline"])())
+
+
+def _align(offset: int) -> int:
+    return (offset + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+def _check_rows(name: str, arr: np.ndarray, dim: int) -> None:
+    """Rows must be contiguous; the row stride may be larger (a slice of a wider array)."""
+    if arr.ndim != 2:
+        raise InputError(
+            f"{name} must be 2-D (n, {dim}), got shape {arr.shape}; reshape it, e.g. "
+            f"x.reshape(-1, {dim})."
+        )
+    if arr.shape[1] != dim:
+        raise InputError(
+            f"{name} have dim {arr.shape[1]} but the index has dim {dim}; pass vectors "
+            f"of length {dim} (the same embedding model the index was built with)."
+        )
+    if arr.shape[0] and arr.shape[1] > 1 and arr.strides[1] != arr.itemsize:
+        raise InputError(
+            f"{name} rows are not contiguous (strides {arr.strides}, item size "
+            f"{arr.itemsize}); pass np.ascontiguousarray(x) instead."
+        )
+    if arr.shape[0] > 1 and (arr.strides[0] < 0 or arr.strides[0] % arr.itemsize):
+        raise InputError(
+            f"{name} have a row stride of {arr.strides[0]} bytes, which the kernel "
+            f"cannot walk; pass np.ascontiguousarray(x) instead."
+        )
+
+
+class Index:
+    """Exact top-k inner-product search over rows stored as fp32, fp16 or int8.
+
+    Args:
+        dim: Length of each vector (e.g. 512 for ViT-B/32 embeddings).
+        dtype: Row storage: ``"fp32"``, ``"fp16"`` or ``"int8"`` (see the module
+            docstring for what "exact" means for each).
+        threads: Threads a search uses; None uses every core of the machine.
+
+    Example:
+        >>> index = Index(512, "fp16")
+        >>> index.add(image_embeds)              # float32 (n, 512)
+        >>> scores, ids = index.search(text_embeds, k=10)
+    """
+
+    def __init__(self, dim: int, dtype: str = "fp32", *, threads: int | None = None):
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise InputError(
+                f"dim must be a positive integer, got {dim!r}; pass the embedding "
+                f"length, e.g. Index(512)."
+            )
+        if dtype not in _DTYPES:
+            raise InputError(f"unknown index dtype {dtype!r}; choose one of {sorted(_DTYPES)}.")
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1
+        ):
+            raise InputError(
+                f"threads must be a positive integer or None (all cores), got {threads!r}."
+            )
+        self._dim = int(dim)
+        self._dtype = dtype
+        self._threads = 0 if threads is None else int(threads)
+        self._n = 0
+        self._rows = np.empty((0, self._dim), dtype=_DTYPES[dtype])
+        self._scales = np.empty(0, dtype=np.float32)
+        self._ids = np.empty(0, dtype=np.int64)
+
+    @property
+    def dim(self) -> int:
+        """Length of each stored vector."""
+        return self._dim
+
+    @property
+    def dtype(self) -> str:
+        """Row storage: "fp32", "fp16" or "int8"."""
+        return self._dtype
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __repr__(self) -> str:
+        return f"Index(dim={self._dim}, dtype={self._dtype!r}, rows={self._n})"
+
+    # -- adding ------------------------------------------------------------------------
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray | Sequence[int] | None = None) -> None:
+        """Copies vectors into the index, converting them to its dtype.
+
+        Args:
+            vectors: float32 array (n, dim), or (dim,) for one vector. An fp16 index also
+                takes float16. Rows must be contiguous (a row stride larger than dim is
+                fine). int8 quantizes each row with scale max|x|/127.
+            ids: n non-negative int64 ids returned by search; default: the positions
+                ``len(index) .. len(index) + n - 1``.
+
+        Raises:
+            InputError: wrong shape, dtype, strides, non-finite values or bad ids.
+        """
+        if not isinstance(vectors, np.ndarray):
+            raise InputError(
+                f"vectors must be a numpy array, got {type(vectors).__name__}; pass "
+                f"np.asarray(x, dtype=np.float32)."
+            )
+        if vectors.ndim == 1:
+            vectors = vectors[None, :]
+        allowed = (np.float32, np.float16) if self._dtype == "fp16" else (np.float32,)
+        if vectors.dtype not in allowed:
+            names = " or ".join(np.dtype(t).name for t in allowed)
+            raise InputError(
+                f"vectors have dtype {vectors.dtype} but a {self._dtype} index takes "
+                f"{names}; convert explicitly, e.g. x.astype(np.float32) (the index does "
+                f"not copy-convert the database behind your back)."
+            )
+        _check_rows("vectors", vectors, self._dim)
+        m = vectors.shape[0]
+        if not np.isfinite(vectors).all():
+            bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
+            raise InputError(
+                f"vectors contain NaN or inf (first in row {bad}); remove or fix those "
+                f"rows before adding."
+            )
+        new_ids = self._check_ids(ids, m)
+        self._reserve(self._n + m)
+        end = self._n + m
+        if self._dtype == "int8":
+            amax = np.abs(vectors).max(axis=1).astype(np.float32)
+            scale = amax / np.float32(127.0)
+            safe = np.where(scale > 0, scale, np.float32(1.0))
+            q = np.rint(vectors / safe[:, None])
+            self._rows[self._n : end] = np.clip(q, -127, 127).astype(np.int8)
+            self._scales[self._n : end] = scale
+        else:
+            self._rows[self._n : end] = vectors
+        self._ids[self._n : end] = new_ids
+        self._n = end
+
+    def _check_ids(self, ids: np.ndarray | Sequence[int] | None, m: int) -> np.ndarray:
+        if ids is None:
+            return np.arange(self._n, self._n + m, dtype=np.int64)
+        arr = np.asarray(ids)
+        if arr.ndim != 1 or arr.shape[0] != m:
+            raise InputError(
+                f"ids must be a 1-D sequence of {m} integers (one per vector), got shape "
+                f"{arr.shape}."
+            )
+        if m and not np.issubdtype(arr.dtype, np.integer):
+            raise InputError(
+                f"ids must be integers, got dtype {arr.dtype}; pass e.g. "
+                f"np.asarray(ids, dtype=np.int64)."
+            )
+        arr = arr.astype(np.int64)
+        if m and arr.min() < 0:
+            raise InputError(f"ids must be >= 0 (-1 marks a missing hit), got {int(arr.min())}.")
+        return arr
+
+    def _reserve(self, n: int) -> None:
+        """Grows owned storage geometrically, so n adds cost O(n) copies in total. A
+        memory-mapped (read-only) index becomes an in-memory one on its first add."""
+        cap = self._rows.shape[0]
+        if n <= cap and self._rows.flags.writeable:
+            return
+        new_cap = max(n, 2 * cap, 64)
+        rows = np.empty((new_cap, self._dim), dtype=self._rows.dtype)
+        rows[: self._n] = self._rows[: self._n]
+        scales = np.empty(new_cap, dtype=np.float32)
+        scales[: self._n] = self._scales[: self._n]
+        ids = np.empty(new_cap, dtype=np.int64)
+        ids[: self._n] = self._ids[: self._n]
+        self._rows, self._scales, self._ids = rows, scales, ids
+
+    # -- searching ---------------------------------------------------------------------
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k by inner product.
+
+        Args:
+            queries: float32 array (nq, dim), or (dim,) for one query (treated as
+                (1, dim)). Other float dtypes are converted (queries are small).
+            k: Hits per query, >= 1. Beyond len(index) the tail is id -1, score -inf.
+
+        Returns:
+            (scores, ids): float32 (nq, k) and int64 (nq, k), best first; equal scores
+            put the lower id first.
+
+        Raises:
+            InputError: k < 1, wrong dim, non-float dtype, NaN/inf in the queries.
+        """
+        if isinstance(k, bool):
+            raise InputError(f"k must be a positive integer, got {k!r}.")
+        try:
+            k = operator.index(k)
+        except TypeError:
+            raise InputError(f"k must be a positive integer, got {k!r}.") from None
+        if k < 1:
+            raise InputError(f"k must be >= 1, got {k}; ask for at least one hit per query.")
+        q = np.asarray(queries)
+        if not np.issubdtype(q.dtype, np.floating):
+            raise InputError(
+                f"queries must be floating point, got dtype {q.dtype}; pass x.astype(np.float32)."
+            )
+        if q.ndim == 1:
+            q = q[None, :]
+        if q.dtype != np.float32:
+            q = q.astype(np.float32)
+        _check_rows("queries", q, self._dim)
+        if not np.isfinite(q).all():
+            bad = int(np.flatnonzero(~np.isfinite(q).all(axis=1))[0])
+            raise InputError(
+                f"queries contain NaN or inf (first in query {bad}); a NaN query has no "
+                f"ranking, fix or drop it."
+            )
+        rows = self._rows[: self._n]
+        # Interim: dequantize and run the portable fp32 kernel until the native
+        # fp16/int8 kernels land.
+        if self._dtype == "int8":
+            rows = rows.astype(np.float32) * self._scales[: self._n, None]
+        elif self._dtype == "fp16":
+            rows = rows.astype(np.float32)
+        scores, pos = _topk.topk_fp32(rows, q, k=k, threads=self._threads)
+        ids = np.where(pos >= 0, self._ids[: self._n][np.maximum(pos, 0)], -1) if self._n else pos
+        return scores, ids.astype(np.int64)
+
+    # -- files -------------------------------------------------------------------------
+
+    def _sections(self) -> list[np.ndarray]:
+        n = self._n
+        out = [np.ascontiguousarray(self._rows[:n])]
+        if self._dtype == "int8":
+            out.append(np.ascontiguousarray(self._scales[:n]))
+        out.append(np.ascontiguousarray(self._ids[:n]))
+        return out
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the index to one file, atomically (a temp file, then os.replace).
+
+        Raises:
+            OSError: the folder is missing or not writable.
+        """
+        path = Path(path)
+        sections = self._sections()
+        digest = hashlib.sha256()
+        offset = _HEADER_BYTES
+        layout: list[tuple[int, np.ndarray]] = []
+        for arr in sections:
+            start = _align(offset)
+            pad = start - offset
+            if pad:
+                digest.update(bytes(pad))
+            buf = memoryview(arr.reshape(-1).view(np.uint8))
+            digest.update(buf)
+            layout.append((pad, arr))
+            offset = start + arr.nbytes
+        header = _HEADER.pack(
+            _MAGIC,
+            FORMAT_VERSION,
+            _DTYPE_CODES[self._dtype],
+            self._dim,
+            self._n,
+            digest.digest(),
+        ).ljust(_HEADER_BYTES, b"\0")
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(header)
+                for pad, arr in layout:
+                    f.write(bytes(pad))
+                    f.write(memoryview(arr.reshape(-1).view(np.uint8)))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> Index:
+        """Reads an index written by :meth:`save`, checking its checksum.
+
+        Args:
+            path: The index file.
+            mmap: Map the rows read-only from the file (no copy, pages load on demand);
+                False reads them into memory. A mapped index copies itself into memory
+                on its first ``add``.
+
+        Raises:
+            IndexFileError: not an index file, a newer format, truncated or altered.
+        """
+        path = Path(path)
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(_HEADER_BYTES)
+        if len(head) < _HEADER_BYTES or not head.startswith(_MAGIC):
+            raise IndexFileError(
+                f"{path} is not a cliprt index file (no {_MAGIC!r} header); pass a file "
+                f"written by Index.save."
+            )
+        _, version, code, dim, count, digest = _HEADER.unpack(head[: _HEADER.size])
+        if version > FORMAT_VERSION:
+            raise IndexFileError(
+                f"{path} has index format version {version}, this cliprt reads up to "
+                f"version {FORMAT_VERSION}; upgrade cliprt to load it."
+            )
+        if version < 1:
+            raise IndexFileError(f"{path} has an invalid format version {version}.")
+        names = {v: k for k, v in _DTYPE_CODES.items()}
+        if code not in names or dim < 1:
+            raise IndexFileError(
+                f"{path} has an invalid header (dtype code {code}, dim {dim}); the file "
+                f"is damaged, rebuild or restore it."
+            )
+        dtype = names[code]
+        specs = [(_DTYPES[dtype], (count, dim))]
+        if dtype == "int8":
+            specs.append((np.dtype(np.float32), (count,)))
+        specs.append((np.dtype(np.int64), (count,)))
+        offsets = []
+        offset = _HEADER_BYTES
+        for dt, shape in specs:
+            start = _align(offset)
+            offsets.append(start)
+            offset = start + dt.itemsize * int(np.prod(shape))
+        if size != offset:
+            what = "truncated" if size < offset else "longer than its header says"
+            raise IndexFileError(
+                f"{path} is {what}: {size} bytes, expected {offset} for {count} rows of "
+                f"dim {dim} ({dtype}); rebuild or restore the file."
+            )
+        raw = np.memmap(path, dtype=np.uint8, mode="r") if size > 0 else np.empty(0, np.uint8)
+        hasher = hashlib.sha256()
+        for start in range(_HEADER_BYTES, size, _HASH_CHUNK):
+            hasher.update(memoryview(raw[start : min(size, start + _HASH_CHUNK)]))
+        if hasher.digest() != digest:
+            raise IndexFileError(
+                f"{path} is altered: its sha256 does not match the one in its header; "
+                f"rebuild or restore the file."
+            )
+        arrays = []
+        for (dt, shape), start in zip(specs, offsets, strict=True):
+            nbytes = dt.itemsize * int(np.prod(shape))
+            view = raw[start : start + nbytes].view(dt).reshape(shape)
+            arrays.append(view if mmap else np.array(view))
+        del raw
+        index = cls(dim, dtype)
+        index._rows = arrays[0]
+        if dtype == "int8":
+            index._scales = arrays[1]
+        index._ids = arrays[-1]
+        index._n = count
+        return index
