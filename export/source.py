@@ -1,0 +1,136 @@
+"""Resolving SRC (a local folder, a hub id, or random:ARCH) to a checked local HF CLIP
+checkpoint folder. Every source ends in the same folder path: the hub and random
+sources only produce a folder first."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cliprt.errors import ExportError
+from cliprt.export.random_checkpoints import (
+    RANDOM_ARCHS,
+    RANDOM_PREFIX,
+    build_random_checkpoint,
+    parse_random_source,
+)
+
+SUPPORTED_MODEL_TYPES = ("clip",)
+PREPROCESSOR_FILE = "preprocessor_config.json"
+# A fast tokenizer file, or the slow files it can be rebuilt from.
+TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    """A checkpoint folder ready to load, and how the user named it."""
+
+    folder: Path
+    label: str  # what the manifest records as `source`
+    kind: str  # "folder" | "hub" | "random"
+
+
+def resolve_source(source: str, workdir: str | Path) -> ResolvedSource:
+    """Turns SRC into a checked local checkpoint folder.
+
+    Args:
+        source: a local HF CLIP folder, a hub id ("openai/clip-vit-base-patch32") or
+            "random:ViT-B-32" / "random:ViT-B-16" / "random:ViT-L-14" / "random:tiny".
+        workdir: scratch folder for random checkpoints (deleted by the caller).
+
+    Raises:
+        ExportError: unknown random arch, hub unreachable, or a folder that is not a
+            complete CLIP checkpoint (the message says what is missing and what to do).
+    """
+    arch = parse_random_source(source)
+    if arch is not None:
+        folder = build_random_checkpoint(arch, Path(workdir) / f"random-{arch}", seed=0)
+        return ResolvedSource(check_checkpoint(folder, source), source, "random")
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ExportError(f"{source!r} is a file; SRC must be a checkpoint folder")
+        return ResolvedSource(check_checkpoint(path, source), str(path.resolve()), "folder")
+    if _looks_like_hub_id(source):
+        return ResolvedSource(check_checkpoint(download(source), source), source, "hub")
+    known = ", ".join(RANDOM_PREFIX + a for a in RANDOM_ARCHS)
+    raise ExportError(
+        f"SRC {source!r} is neither an existing folder nor a hub id (owner/name); "
+        f"give a HF CLIP checkpoint folder, a hub id, or one of {known}"
+    )
+
+
+def _looks_like_hub_id(source: str) -> bool:
+    parts = source.split("/")
+    return 1 <= len(parts) <= 2 and all(parts) and not source.startswith((".", "~"))
+
+
+def download(repo_id: str) -> Path:
+    """Downloads the files of a hub checkpoint that the export reads (huggingface_hub's
+    cache), returning the snapshot folder.
+
+    Raises:
+        ExportError: huggingface_hub is missing, the hub is unreachable, or no such repo.
+    """
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:
+        raise ExportError(
+            f"{repo_id!r} looks like a hub id but huggingface_hub is not installed: "
+            "pip install 'cliprt[export]', or pass a local checkpoint folder"
+        ) from exc
+    patterns = ["*.json", "*.txt", "*.safetensors"]
+    try:
+        folder = snapshot_download(repo_id, allow_patterns=patterns)
+        if not any(Path(folder).glob("*.safetensors")):
+            folder = snapshot_download(repo_id, allow_patterns=[*patterns, "pytorch_model.bin"])
+    except Exception as exc:  # offline, 404, auth, rate limits: all reported the same way
+        raise ExportError(
+            f"cannot download {repo_id!r} from the Hugging Face hub "
+            f"({type(exc).__name__}: {exc}); check the id and the network, or download "
+            "the checkpoint elsewhere and pass its folder"
+        ) from exc
+    return Path(folder)
+
+
+def check_checkpoint(folder: Path, label: str) -> Path:
+    """Checks that `folder` is a complete HF CLIP checkpoint; returns it.
+
+    Raises:
+        ExportError: no config.json, a model_type other than CLIP, no weights, no
+            tokenizer files or no preprocessor_config.json.
+    """
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise ExportError(
+            f"{label!r} has no config.json: not a Hugging Face checkpoint folder "
+            "(save one with CLIPModel.save_pretrained)"
+        )
+    try:
+        model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExportError(f"{config_path} cannot be read as JSON: {exc}") from exc
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ExportError(
+            f"{label!r} is a {model_type!r} checkpoint; cliprt exports "
+            f"{', '.join(SUPPORTED_MODEL_TYPES)} (transformers CLIPModel) checkpoints only"
+        )
+    if not any((folder / w).is_file() for w in WEIGHT_FILES):
+        raise ExportError(
+            f"{label!r} has no weights (none of {', '.join(WEIGHT_FILES)}); "
+            "save the model with CLIPModel.save_pretrained"
+        )
+    if not any(all((folder / f).is_file() for f in group) for group in TOKENIZER_FILES):
+        raise ExportError(
+            f"{label!r} has no tokenizer files (tokenizer.json, or vocab.json + merges.txt); "
+            "save them next to the weights: CLIPTokenizerFast.from_pretrained(...)"
+            f".save_pretrained({str(folder)!r})"
+        )
+    if not (folder / PREPROCESSOR_FILE).is_file():
+        raise ExportError(
+            f"{label!r} has no {PREPROCESSOR_FILE}; save it next to the weights: "
+            f"CLIPImageProcessor.from_pretrained(...).save_pretrained({str(folder)!r})"
+        )
+    return folder

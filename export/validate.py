@@ -1,0 +1,224 @@
+"""Validation of every exported variant against the PyTorch tower, and the gates that
+decide whether a variant ships. Figures are measured on L2-normalised embeddings over
+varied probe images and texts, and recorded in the manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cliprt.errors import ExportError, ParityError
+from cliprt.manifest import Parity
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The bounds a variant must meet; None means not checked."""
+
+    max_abs_diff: float | None = None
+    min_cosine: float | None = None
+
+    def failures(self, parity: Parity) -> list[str]:
+        """What this parity breaks, one phrase each; empty when it passes."""
+        out = []
+        if self.max_abs_diff is not None and not parity.max_abs_diff <= self.max_abs_diff:
+            out.append(f"max abs diff {parity.max_abs_diff:.3g} > {self.max_abs_diff:g}")
+        if self.min_cosine is not None and not parity.min_cosine >= self.min_cosine:
+            out.append(f"min cosine {parity.min_cosine:.6f} < {self.min_cosine:g}")
+        return out
+
+
+DEFAULT_GATES: dict[str, Gate] = {
+    "fp32": Gate(max_abs_diff=1e-4),
+    "fp16": Gate(min_cosine=0.999),
+    "int8": Gate(min_cosine=0.99),
+}
+
+
+def resolve_gates(overrides: Mapping[str, Any] | None) -> tuple[dict[str, Gate], dict[str, Any]]:
+    """Merges user overrides into DEFAULT_GATES.
+
+    Args:
+        overrides: precision -> Gate, or "precision.metric" -> number, e.g.
+            {"int8.min_cosine": 0.98} or {"fp32": Gate(max_abs_diff=1e-3)}.
+
+    Returns:
+        (the gates, the overrides as recorded in the manifest).
+
+    Raises:
+        ExportError: an unknown precision or metric.
+    """
+    gates = dict(DEFAULT_GATES)
+    recorded: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        precision, _, metric = key.partition(".")
+        if precision not in gates:
+            raise ExportError(
+                f"gate {key!r}: unknown precision {precision!r}; known: {', '.join(gates)}"
+            )
+        if isinstance(value, Gate):
+            gates[precision] = value
+            recorded[precision] = {
+                "max_abs_diff": value.max_abs_diff,
+                "min_cosine": value.min_cosine,
+            }
+            continue
+        if metric not in ("max_abs_diff", "min_cosine"):
+            raise ExportError(
+                f"gate {key!r}: unknown metric {metric!r}; use PRECISION.max_abs_diff or "
+                "PRECISION.min_cosine, e.g. int8.min_cosine=0.98"
+            )
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as exc:
+            raise ExportError(f"gate {key!r}: {value!r} is not a number") from exc
+        g = gates[precision]
+        gates[precision] = Gate(
+            max_abs_diff=number if metric == "max_abs_diff" else g.max_abs_diff,
+            min_cosine=number if metric == "min_cosine" else g.min_cosine,
+        )
+        recorded[key] = number
+    return gates, recorded
+
+
+def probe_images(image_size: int) -> list[Any]:
+    """Varied PIL images: noise, black, white, gradients, drawings, odd sizes."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(0)
+    s = image_size
+    ramp = np.linspace(0, 255, s, dtype=np.float64)
+    images = [
+        Image.fromarray(rng.integers(0, 256, (s, s, 3), dtype=np.uint8)),
+        Image.new("RGB", (s, s), (0, 0, 0)),
+        Image.new("RGB", (s, s), (255, 255, 255)),
+        Image.fromarray(np.stack([np.tile(ramp, (s, 1))] * 3, -1).astype(np.uint8)),
+        Image.fromarray(
+            np.stack(
+                [np.tile(ramp[:, None], (1, s)), np.zeros((s, s)), np.tile(ramp, (s, 1))], -1
+            ).astype(np.uint8)
+        ),
+    ]
+    for i, (w, h) in enumerate([(s + 76, s), (s, s * 2), (s // 2 + 5, s // 3 + 7)]):
+        img = Image.new("RGB", (w, h), tuple(int(c) for c in rng.integers(0, 256, 3)))
+        draw = ImageDraw.Draw(img)
+        for _ in range(6 + i):
+            x0, y0 = int(rng.integers(0, w - 1)), int(rng.integers(0, h - 1))
+            x1, y1 = min(w, x0 + int(rng.integers(1, w))), min(h, y0 + int(rng.integers(1, h)))
+            color = tuple(int(c) for c in rng.integers(0, 256, 3))
+            if rng.random() < 0.5:
+                draw.ellipse([x0, y0, x1, y1], fill=color)
+            else:
+                draw.rectangle([x0, y0, x1, y1], fill=color, outline=(0, 0, 0))
+        images.append(img)
+    return images
+
+
+PROBE_TEXTS: tuple[str, ...] = (
+    "",
+    "a",
+    "cat",
+    "a photo of a cat",
+    "A PHOTO OF A DOG!!!",
+    "an oil painting of a lighthouse at dusk, waves crashing",
+    "café crème, 東京, naïve façade, emoji 🙂",
+    "1 2 3 4 5 6 7 8 9 10",
+    " ".join(["a very long caption that keeps going"] * 20),  # > 77 tokens: truncated
+)
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Inputs and PyTorch reference embeddings (L2-normalised) for both towers."""
+
+    pixel_values: Any  # float32 [n, 3, H, W]
+    image_ref: Any  # float32 [n, D]
+    input_ids: Any  # int64 [m, s], right-padded with pad_id
+    text_ref: Any  # float32 [m, D]
+
+
+def l2_normalize(x: Any) -> Any:
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def build_probes(towers: Any, image_processor: Any, tokenizer: Any, context_length: int) -> Probes:
+    """Preprocesses the probe images and texts as the runtime will, and embeds them with
+    the PyTorch model (text with its attention_mask: the ONNX tower gets ids only)."""
+    import numpy as np
+
+    from cliprt.export.towers import reference_image_embeds, reference_text_embeds
+
+    size = int(towers.model.config.vision_config.image_size)
+    pixel_values = image_processor(images=probe_images(size), return_tensors="np")[
+        "pixel_values"
+    ].astype(np.float32)
+    tok = tokenizer(
+        list(PROBE_TEXTS),
+        padding=True,
+        truncation=True,
+        max_length=context_length,
+        return_tensors="np",
+    )
+    input_ids = tok["input_ids"].astype(np.int64)
+    return Probes(
+        pixel_values=pixel_values,
+        image_ref=l2_normalize(reference_image_embeds(towers, pixel_values)),
+        input_ids=input_ids,
+        text_ref=l2_normalize(reference_text_embeds(towers, input_ids, tok["attention_mask"])),
+    )
+
+
+def cpu_session(path: str | Path) -> Any:
+    """An onnxruntime CPU session with the runtime's graph optimizations."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def measure(path: str | Path, kind: str, probes: Probes) -> Parity:
+    """Runs one variant on the probes (CPU EP) and compares with the PyTorch tower.
+
+    Non-finite outputs give NaN figures, which fail every gate.
+    """
+    import numpy as np
+
+    session = cpu_session(path)
+    feed_name = session.get_inputs()[0].name
+    x = probes.pixel_values if kind == "vision" else probes.input_ids
+    ref = probes.image_ref if kind == "vision" else probes.text_ref
+    (out,) = session.run(None, {feed_name: x})
+    if not np.isfinite(out).all():
+        nan = float("nan")
+        return Parity(max_abs_diff=nan, min_cosine=nan, mean_cosine=nan, n_inputs=len(x))
+    got = l2_normalize(out)
+    cos = (got * ref).sum(-1)
+    return Parity(
+        max_abs_diff=float(np.abs(got - ref).max()),
+        min_cosine=float(cos.min()),
+        mean_cosine=float(cos.mean()),
+        n_inputs=len(x),
+    )
+
+
+def check_gate(precision: str, parities: Mapping[str, Parity], gate: Gate) -> None:
+    """Raises ParityError naming each tower that fails `gate`, with its figures."""
+    problems = [
+        f"{kind} {precision}: {', '.join(fails)} (over {parity.n_inputs} probe inputs)"
+        for kind, parity in parities.items()
+        if (fails := gate.failures(parity))
+    ]
+    if problems:
+        raise ParityError(
+            "; ".join(problems)
+            + ". The variant disagrees with the PyTorch tower; drop this precision "
+            "(--precision), or loosen the gate knowingly (--gate PRECISION.METRIC=VALUE)"
+        )
