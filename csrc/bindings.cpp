@@ -1,11 +1,13 @@
-// pybind11 adapter for the top-k kernel: validates shapes, hands raw pointers to the
-// kernel and releases the GIL only around pure C++ work. Argument checks that need a
-// user-facing message live in the Python wrapper (cliprt.runtime.index).
+// pybind11 adapter for the top-k kernel: checks shapes and dtypes, hands raw pointers to
+// the engine without copying, and releases the GIL only around pure C++ work. One
+// register_<concept> per concept. Messages meant for users live in cliprt.runtime.index;
+// these checks guard the memory the kernel will read.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <stdexcept>
-#include <thread>
+#include <string>
 
 #include "topk.hpp"
 
@@ -13,41 +15,103 @@ namespace py = pybind11;
 
 namespace {
 
-
+// Elements between row starts; rows must be contiguous, the stride may be larger.
 int64_t row_stride_elems(const py::array& a, const char* name) {
-  if (a.ndim() != 2) throw py::value_error(std::string(name) + " must be 2-D");
-  if (a.strides(1) != static_cast<py::ssize_t>(a.itemsize()))
-    throw py::value_error(std::string(name) + " rows must be contiguous (stride of axis 1 == itemsize)");
-  if (a.strides(0) % a.itemsize() != 0)
-    throw py::value_error(std::string(name) + " row stride must be a multiple of the item size");
-  return a.strides(0) / static_cast<int64_t>(a.itemsize());
+  if (a.ndim() != 2)
+    throw py::value_error(std::string(name) + " must be 2-D, got " + std::to_string(a.ndim()) + "-D");
+  const auto item = static_cast<py::ssize_t>(a.itemsize());
+  if (a.shape(1) > 1 && a.strides(1) != item)
+    throw py::value_error(std::string(name) + " rows must be contiguous (stride of axis 1 == itemsize); use np.ascontiguousarray");
+  if (a.shape(0) > 1 && (a.strides(0) < 0 || a.strides(0) % item != 0))
+    throw py::value_error(std::string(name) + " row stride must be a non-negative multiple of the item size");
+  return a.shape(0) > 1 ? a.strides(0) / item : a.shape(1);
 }
 
-py::tuple topk_fp32(py::array_t<float, 0> db, py::array_t<float, 0> queries, int64_t k,
-                    int threads) {
-  const int64_t db_stride = row_stride_elems(db, "database");
-  const int64_t q_stride = row_stride_elems(queries, "queries");
-  const int64_t n = db.shape(0), d = db.shape(1), nq = queries.shape(0);
-  if (queries.shape(1) != d) throw py::value_error("queries and database differ in dim");
-  if (k <= 0) throw py::value_error("k must be >= 1");
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  py::array_t<float> scores({nq, k});
-  py::array_t<int64_t> ids({nq, k});
-  const float* dbp = db.data();
-  const float* qp = queries.data();
-  float* sp = scores.mutable_data();
-  int64_t* ip = ids.mutable_data();
+cliprt::DType dtype_of(const py::array& a) {
+  const py::dtype dt = a.dtype();
+  if (dt.is(py::dtype::of<float>())) return cliprt::DType::fp32;
+  if (dt.kind() == 'f' && dt.itemsize() == 2) return cliprt::DType::fp16;
+  if (dt.is(py::dtype::of<uint16_t>())) return cliprt::DType::fp16;  // raw half bits
+  if (dt.is(py::dtype::of<int8_t>())) return cliprt::DType::int8;
+  throw py::value_error("database dtype " + std::string(py::str(dt)) +
+                        " is not supported; use float32, float16 or int8 (with scales)");
+}
+
+template <class T>
+const T* vector_of(const py::object& obj, int64_t n, const char* name) {
+  if (obj.is_none()) return nullptr;
+  if (!py::isinstance<py::array_t<T, 0>>(obj))
+    throw py::value_error(std::string(name) + " must be a numpy array of " + py::str(py::dtype::of<T>()).cast<std::string>());
+  auto arr = obj.cast<py::array_t<T, 0>>();
+  if (arr.ndim() != 1 || arr.shape(0) != n || (n > 1 && arr.strides(0) != static_cast<py::ssize_t>(sizeof(T))))
+    throw py::value_error(std::string(name) + " must be a contiguous 1-D array with one entry per row");
+  return arr.data();
+}
+
+py::tuple search(const py::array& database, const py::array& queries, int64_t k, int threads,
+                 const py::object& scales, const py::object& ids) {
+  cliprt::Database db;
+  db.dtype = dtype_of(database);
+  db.row_stride = row_stride_elems(database, "database");
+  db.n = database.shape(0);
+  db.d = database.shape(1);
+  db.rows = database.data();
+  if (!queries.dtype().is(py::dtype::of<float>())) throw py::value_error("queries must be float32");
+  cliprt::Queries qs;
+  qs.stride = row_stride_elems(queries, "queries");
+  qs.nq = queries.shape(0);
+  qs.data = static_cast<const float*>(queries.data());
+  if (queries.shape(1) != db.d)
+    throw py::value_error("queries have dim " + std::to_string(queries.shape(1)) + ", database has " + std::to_string(db.d));
+  if (k <= 0) throw py::value_error("k must be >= 1, got " + std::to_string(k));
+  db.scales = vector_of<float>(scales, db.n, "scales");
+  if ((db.dtype == cliprt::DType::int8) != (db.scales != nullptr))
+    throw py::value_error("scales are required for int8 rows and only for them");
+  db.ids = vector_of<int64_t>(ids, db.n, "ids");
+
+  py::array_t<float> out_scores({qs.nq, static_cast<py::ssize_t>(k)});
+  py::array_t<int64_t> out_ids({qs.nq, static_cast<py::ssize_t>(k)});
+  float* sp = out_scores.mutable_data();
+  int64_t* ip = out_ids.mutable_data();
   {
     py::gil_scoped_release release;
-    cliprt::topk_fp32(dbp, n, d, db_stride, qp, nq, q_stride, k, threads, sp, ip);
+    cliprt::search(db, qs, k, threads, sp, ip);
   }
-  return py::make_tuple(scores, ids);
+  return py::make_tuple(out_scores, out_ids);
 }
 
-void register_topk(py::module_& m) {
-  m.def("topk_fp32", &topk_fp32, py::arg("database"), py::arg("queries"), py::kw_only(),
-        py::arg("k"), py::arg("threads") = 0,
-        "Exact top-k by inner product over fp32 rows. Returns (scores[nq,k], ids[nq,k]).");
+uint64_t stream_read(const py::array& database, int threads) {
+  const int64_t stride = row_stride_elems(database, "database");
+  const auto item = static_cast<int64_t>(database.itemsize());
+  const void* p = database.data();
+  const int64_t n = database.shape(0), row_bytes = database.shape(1) * item;
+  py::gil_scoped_release release;
+  return cliprt::stream_read(p, n, row_bytes, stride * item, threads);
+}
+
+void register_search(py::module_& m) {
+  m.def("search", &search, py::arg("database"), py::arg("queries"), py::kw_only(), py::arg("k"),
+        py::arg("threads") = 0, py::arg("scales") = py::none(), py::arg("ids") = py::none(),
+        "Exact top-k by inner product. database: float32, float16 (or uint16 half bits) or "
+        "int8 rows (n, d), rows contiguous, any row stride; int8 needs scales float32 (n,). "
+        "queries: float32 (nq, d). ids: optional int64 (n,) returned instead of positions "
+        "(and used for the lower-id-first tie rule). threads <= 0: all hardware threads. "
+        "Returns (scores float32 (nq, k), ids int64 (nq, k)); missing hits: -inf, -1.");
+}
+
+void register_isa(py::module_& m) {
+  m.def("available_isas", &cliprt::available_isas,
+        "SIMD instruction sets this CPU can run, worst first.");
+  m.def("current_isa", &cliprt::current_isa, "The instruction set searches use now.");
+  m.def("set_isa", &cliprt::set_isa, py::arg("name"),
+        "Forces an instruction set (tests, benchmarks); ValueError if unsupported. "
+        "Not to be called while a search runs in another thread.");
+}
+
+void register_stream(py::module_& m) {
+  m.def("stream_read", &stream_read, py::arg("database"), py::kw_only(), py::arg("threads") = 0,
+        "Reads every byte of a 2-D array once with `threads` threads (the memory-read floor "
+        "of a scan) and returns an XOR of its 64-bit words.");
 }
 
 }  // namespace
@@ -55,5 +119,10 @@ void register_topk(py::module_& m) {
 PYBIND11_MODULE(_topk, m) {
   m.doc() = "cliprt's private top-k kernel; use cliprt.Index instead.";
   m.attr("__version__") = CLIPRT_VERSION;
-  register_topk(m);
+  register_search(m);
+  register_isa(m);
+  register_stream(m);
+  // Resolve CLIPRT_ISA now: an unsupported value fails the import with a clear message
+  // rather than the first search.
+  cliprt::current_isa();
 }

@@ -1,13 +1,15 @@
-// Portable exact top-k: threads split the database, each keeps one bounded heap per
-// query, heaps merge at the end. Summation order is fixed per row (independent of
-// batch and thread count) so a score never depends on the call it came in.
+// The search driver: threads split the database, each scores blocks of rows against the
+// whole batch (every row read from memory once per call), keeps one bounded heap per
+// query behind a threshold test, and the heaps merge at the end.
 #include "topk.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
 #include <thread>
 #include <vector>
+
+#include "isa.hpp"
+#include "kernel.hpp"
 
 namespace cliprt {
 namespace {
@@ -22,79 +24,129 @@ inline bool better(const Hit& a, const Hit& b) {
   return a.score > b.score || (a.score == b.score && a.id < b.id);
 }
 
-// A min-heap of the k best hits seen so far; its top is the worst kept hit.
-class Heap {
- public:
-  explicit Heap(int64_t k) : k_(k) { hits_.reserve(static_cast<size_t>(k)); }
-  void push(float score, int64_t id) {
-    Hit h{score, id};
-    if (static_cast<int64_t>(hits_.size()) < k_) {
-      hits_.push_back(h);
-      std::push_heap(hits_.begin(), hits_.end(), better);
-    } else if (better(h, hits_.front())) {
-      std::pop_heap(hits_.begin(), hits_.end(), better);
-      hits_.back() = h;
-      std::push_heap(hits_.begin(), hits_.end(), better);
+// Rows per block: the block's rows stay in L2 while every query tile passes over them.
+constexpr int64_t kBlockBytes = 96 * 1024;
+// Fewer rows than this per thread cost more in thread start-up than they save.
+constexpr int64_t kMinRowsPerThread = 256;
+
+size_t elem_size(DType t) {
+  switch (t) {
+    case DType::fp32: return 4;
+    case DType::fp16: return 2;
+    case DType::int8: return 1;
+  }
+  return 4;
+}
+
+// One thread's share: rows [begin, end), one bounded heap per query (heap q lives in
+// hits[q*kk, q*kk + size[q])), its top the worst kept hit.
+struct Worker {
+  std::vector<Hit> hits;
+  std::vector<int64_t> size;
+  std::vector<float> threshold;  // a score must be >= this to be tried against the heap
+  std::vector<float> scores;     // nq x block rows
+
+  void run(const Database& db, const float* qpack, int64_t qstride, int64_t nq, int64_t kk,
+           int64_t begin, int64_t end, int64_t block, ScoreBlockFn score_block) {
+    const size_t esz = elem_size(db.dtype);
+    const char* base = static_cast<const char*>(db.rows);
+    for (int64_t r0 = begin; r0 < end; r0 += block) {
+      const int64_t nr = std::min(block, end - r0);
+      BlockArgs a{base + r0 * db.row_stride * static_cast<int64_t>(esz),
+                  db.row_stride,
+                  db.scales ? db.scales + r0 : nullptr,
+                  nr,
+                  db.d,
+                  qpack,
+                  qstride,
+                  nq,
+                  scores.data(),
+                  block};
+      score_block(db.dtype, a);
+      for (int64_t q = 0; q < nq; ++q) {
+        const float* s = scores.data() + q * block;
+        float thr = threshold[q];
+        for (int64_t r = 0; r < nr; ++r) {
+          // NaN fails every comparison, so a NaN score never reaches the heap.
+          if (!(s[r] >= thr)) continue;
+          const int64_t row = r0 + r;
+          push(q, kk, Hit{s[r], db.ids ? db.ids[row] : row});
+          thr = threshold[q];
+        }
+      }
     }
   }
-  const std::vector<Hit>& hits() const { return hits_; }
 
- private:
-  int64_t k_;
-  std::vector<Hit> hits_;
+  void push(int64_t q, int64_t kk, Hit h) {
+    Hit* heap = hits.data() + q * kk;
+    int64_t& n = size[q];
+    if (n < kk) {
+      heap[n++] = h;
+      std::push_heap(heap, heap + n, better);
+    } else if (better(h, heap[0])) {
+      std::pop_heap(heap, heap + n, better);
+      heap[n - 1] = h;
+      std::push_heap(heap, heap + n, better);
+    } else {
+      return;
+    }
+    if (n == kk) threshold[q] = heap[0].score;
+  }
 };
-
-inline float dot(const float* a, const float* b, int64_t d) {
-  float s = 0.f;
-  for (int64_t i = 0; i < d; ++i) s += a[i] * b[i];
-  return s;
-}
 
 }  // namespace
 
-void topk_fp32(const float* db, int64_t n, int64_t d, int64_t row_stride,
-               const float* queries, int64_t nq, int64_t query_stride, int64_t k,
-               int threads, float* out_scores, int64_t* out_ids) {
-  if (threads < 1) threads = 1;
-  const int64_t max_useful = std::max<int64_t>(1, n / 1024);
-  const int nthreads = static_cast<int>(std::min<int64_t>(threads, max_useful));
+void search(const Database& db, const Queries& queries, int64_t k, int threads,
+            float* out_scores, int64_t* out_ids) {
+  const int64_t n = db.n, d = db.d, nq = queries.nq;
   const int64_t kk = std::min(k, n);
+  const float ninf = -std::numeric_limits<float>::infinity();
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int64_t by_rows = std::max<int64_t>(1, (n + kMinRowsPerThread - 1) / kMinRowsPerThread);
+  const int nthreads = static_cast<int>(std::min<int64_t>(threads, by_rows));
 
-  // heaps[t * nq + q]
-  std::vector<Heap> heaps;
-  heaps.reserve(static_cast<size_t>(nthreads * nq));
-  for (int64_t i = 0; i < nthreads * nq; ++i) heaps.emplace_back(std::max<int64_t>(kk, 1));
+  // Queries packed into zero-padded rows so the kernels may load whole vectors past d.
+  const int64_t qstride = (d + kQueryAlign - 1) / kQueryAlign * kQueryAlign;
+  std::vector<float> qpack(static_cast<size_t>(nq * qstride), 0.f);
+  for (int64_t q = 0; q < nq; ++q)
+    std::copy(queries.data + q * queries.stride, queries.data + q * queries.stride + d,
+              qpack.begin() + q * qstride);
 
-  auto work = [&](int t) {
-    const int64_t begin = n * t / nthreads, end = n * (t + 1) / nthreads;
-    for (int64_t r = begin; r < end; ++r) {
-      const float* row = db + r * row_stride;
-      for (int64_t q = 0; q < nq; ++q) {
-        const float s = dot(row, queries + q * query_stride, d);
-        if (std::isnan(s)) continue;
-        heaps[static_cast<size_t>(t * nq + q)].push(s, r);
-      }
+  const int64_t row_bytes = std::max<int64_t>(1, d * static_cast<int64_t>(elem_size(db.dtype)));
+  const int64_t block = std::clamp<int64_t>(kBlockBytes / row_bytes / 8 * 8, 8, 1024);
+
+  // Everything is allocated before any thread starts: a thread never throws.
+  std::vector<Worker> workers(static_cast<size_t>(nthreads));
+  if (kk > 0) {
+    for (auto& w : workers) {
+      w.hits.resize(static_cast<size_t>(nq * kk));
+      w.size.assign(static_cast<size_t>(nq), 0);
+      w.threshold.assign(static_cast<size_t>(nq), ninf);
+      w.scores.resize(static_cast<size_t>(nq * block));
     }
-  };
-  if (nthreads == 1) {
-    work(0);
-  } else {
+    const ScoreBlockFn score_block = active_score_block();
+    auto work = [&](int t) {
+      workers[static_cast<size_t>(t)].run(db, qpack.data(), qstride, nq, kk, n * t / nthreads,
+                                          n * (t + 1) / nthreads, block, score_block);
+    };
     std::vector<std::thread> pool;
-    for (int t = 0; t < nthreads; ++t) pool.emplace_back(work, t);
+    pool.reserve(static_cast<size_t>(nthreads - 1));
+    for (int t = 1; t < nthreads; ++t) pool.emplace_back(work, t);
+    work(0);
     for (auto& th : pool) th.join();
   }
 
+  std::vector<Hit> all;
   for (int64_t q = 0; q < nq; ++q) {
-    std::vector<Hit> all;
-    for (int t = 0; t < nthreads; ++t) {
-      const auto& h = heaps[static_cast<size_t>(t * nq + q)].hits();
-      all.insert(all.end(), h.begin(), h.end());
-    }
-    std::sort(all.begin(), all.end(), better);
+    all.clear();
+    if (kk > 0)
+      for (const auto& w : workers)
+        all.insert(all.end(), w.hits.begin() + q * kk, w.hits.begin() + q * kk + w.size[q]);
+    const int64_t take = std::min<int64_t>(k, static_cast<int64_t>(all.size()));
+    std::partial_sort(all.begin(), all.begin() + take, all.end(), better);
     for (int64_t j = 0; j < k; ++j) {
-      const bool have = j < static_cast<int64_t>(all.size());
-      out_scores[q * k + j] = have ? all[j].score : -std::numeric_limits<float>::infinity();
-      out_ids[q * k + j] = have ? all[j].id : -1;
+      out_scores[q * k + j] = j < take ? all[j].score : ninf;
+      out_ids[q * k + j] = j < take ? all[j].id : -1;
     }
   }
 }

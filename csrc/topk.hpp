@@ -1,14 +1,53 @@
 // Exact top-k by inner product over a row-major database. Knows nothing of Python.
+//
+// Contract:
+//   * Rows are fp32, fp16 (IEEE half, as uint16 bits) or int8 with one fp32 scale per row;
+//     queries are fp32. Every score accumulates in fp32 (never fp16); an int8 score is
+//     scale[r] * dot(int8 row, query), i.e. the exact score of the dequantized row.
+//   * Results are ordered by score descending; equal scores order by lower id first.
+//   * When k > n, the tail of each result row holds id -1 and score -inf (FAISS's
+//     convention). Rows whose score is NaN never enter the results.
+//   * A score depends only on (row, query, ISA): the summation order is fixed per ISA and
+//     is the same for every batch size and thread count.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace cliprt {
 
-// Results are ordered by score descending; equal scores order by lower id first.
-// When k > n, the tail of each result row holds id -1 and score -inf (FAISS's convention).
-// Rows whose score is NaN never enter the results.
-void topk_fp32(const float* db, int64_t n, int64_t d, int64_t row_stride,
-               const float* queries, int64_t nq, int64_t query_stride, int64_t k,
-               int threads, float* out_scores, int64_t* out_ids);
+enum class DType { fp32, fp16, int8 };
+
+struct Database {
+  const void* rows = nullptr;      // n rows of d elements of `dtype`
+  DType dtype = DType::fp32;
+  int64_t n = 0;
+  int64_t d = 0;
+  int64_t row_stride = 0;          // elements between row starts (>= d)
+  const float* scales = nullptr;   // int8 only: n per-row scales
+  const int64_t* ids = nullptr;    // optional: n user ids (null: the row position)
+};
+
+struct Queries {
+  const float* data = nullptr;
+  int64_t nq = 0;
+  int64_t stride = 0;              // elements between query starts (>= d)
+};
+
+// Fills out_scores/out_ids (nq x k, row-major). threads <= 0 means all hardware threads.
+void search(const Database& db, const Queries& queries, int64_t k, int threads,
+            float* out_scores, int64_t* out_ids);
+
+// The ISAs this machine can run, worst first; the active one; and a switch for tests and
+// benchmarks (CLIPRT_ISA in the environment sets it at load). set_isa throws
+// std::invalid_argument for an unknown or unsupported name.
+std::vector<std::string> available_isas();
+std::string current_isa();
+void set_isa(const std::string& name);
+
+// Reads every byte of n rows (row_bytes each, stride_bytes apart) with `threads` threads
+// and returns an XOR of the words read: the memory-read floor a scan cannot beat.
+uint64_t stream_read(const void* base, int64_t n, int64_t row_bytes, int64_t stride_bytes,
+                     int threads);
 
 }  // namespace cliprt

@@ -61,7 +61,7 @@ def available_isas() -> list[str]:
 
     ``CLIPRT_ISA`` (environment variable, read at import) forces one of them.
     """
-    return list(getattr(_topk, "available_isas", lambda: ["baseline"])())
+    return list(_topk.available_isas())
 
 
 def _align(offset: int) -> int:
@@ -273,16 +273,15 @@ class Index:
                 f"queries contain NaN or inf (first in query {bad}); a NaN query has no "
                 f"ranking, fix or drop it."
             )
-        rows = self._rows[: self._n]
-        # Interim: dequantize and run the portable fp32 kernel until the native
-        # fp16/int8 kernels land.
-        if self._dtype == "int8":
-            rows = rows.astype(np.float32) * self._scales[: self._n, None]
-        elif self._dtype == "fp16":
-            rows = rows.astype(np.float32)
-        scores, pos = _topk.topk_fp32(rows, q, k=k, threads=self._threads)
-        ids = np.where(pos >= 0, self._ids[: self._n][np.maximum(pos, 0)], -1) if self._n else pos
-        return scores, ids.astype(np.int64)
+        scales = self._scales[: self._n] if self._dtype == "int8" else None
+        return _topk.search(
+            self._rows[: self._n],
+            q,
+            k=k,
+            threads=self._threads,
+            scales=scales,
+            ids=self._ids[: self._n],
+        )
 
     # -- files -------------------------------------------------------------------------
 

@@ -1,0 +1,95 @@
+// Run-time ISA choice: what the CPU supports, the best by default, CLIPRT_ISA to force
+// one (tests and benchmarks), set_isa for the test suite.
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "isa.hpp"
+#include "kernel.hpp"
+
+namespace cliprt {
+namespace {
+
+struct Isa {
+  const char* name;
+  ScoreBlockFn fn;
+  bool (*supported)();
+};
+
+bool always() { return true; }
+
+#if defined(__x86_64__) || defined(_M_X64)
+// __builtin_cpu_supports also checks that the OS saves the wider registers (XCR0).
+bool has_avx2() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
+}
+bool has_avx512() {
+  return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl");
+}
+#endif
+
+// Worst first; the last supported one is the default.
+const Isa kIsas[] = {
+    {"baseline", score_block_baseline, always},
+#if defined(__x86_64__) || defined(_M_X64)
+    {"avx2", score_block_avx2, has_avx2},
+    {"avx512", score_block_avx512, has_avx512},
+#endif
+#if defined(__aarch64__)
+    {"neon", score_block_neon, always},
+#endif
+};
+
+std::string names_of(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+const Isa* find_supported(const std::string& name, const char* origin) {
+  for (const Isa& isa : kIsas) {
+    if (name != isa.name) continue;
+    if (!isa.supported())
+      throw std::invalid_argument(std::string(origin) + "'" + name +
+                                  "' is not supported by this CPU; available: " +
+                                  names_of(available_isas()) + ".");
+    return &isa;
+  }
+  throw std::invalid_argument(std::string(origin) + "unknown ISA '" + name +
+                              "'; available on this CPU: " + names_of(available_isas()) + ".");
+}
+
+const Isa* initial() {
+  const char* env = std::getenv("CLIPRT_ISA");
+  if (env && *env) return find_supported(env, "CLIPRT_ISA: ");
+  const Isa* best = &kIsas[0];
+  for (const Isa& isa : kIsas)
+    if (isa.supported()) best = &isa;
+  return best;
+}
+
+std::atomic<const Isa*>& active() {
+  static std::atomic<const Isa*> isa{initial()};
+  return isa;
+}
+
+}  // namespace
+
+std::vector<std::string> available_isas() {
+  std::vector<std::string> out;
+  for (const Isa& isa : kIsas)
+    if (isa.supported()) out.emplace_back(isa.name);
+  return out;
+}
+
+std::string current_isa() { return active().load()->name; }
+
+void set_isa(const std::string& name) { active().store(find_supported(name, "")); }
+
+ScoreBlockFn active_score_block() { return active().load()->fn; }
+
+}  // namespace cliprt

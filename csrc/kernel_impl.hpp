@@ -1,0 +1,100 @@
+// The one scoring kernel, compiled once per ISA. Each kernel_<isa>.cpp defines a struct
+// `Ops` (vector type, width, loads, fma, horizontal sum) inside its own anonymous
+// namespace and then includes this file there, so no inline function compiled with one
+// ISA's flags can be merged by the linker into another ISA's code.
+//
+// Every (row, query) pair owns one accumulator that walks d in steps of Ops::W, then the
+// tail through a masked/zero-padded load, then one fixed horizontal-sum tree, then (int8)
+// one multiply by the row's scale. Tile shape only decides how many pairs run side by
+// side, never the order of any pair's additions: a score is the same for every batch
+// size, thread count and block split.
+//
+// Expects: <cstdint> and kernel.hpp included, `Ops` declared in the enclosing namespace.
+// Ops: V, W, R_FEW (rows per tile for 1-2 queries), R, Q (rows x queries of the main
+// tile), zero(), fma(a, b, c) = a*b+c, hsum(V), loadq(const float*),
+// load(const T*), load_part(const T*, int64_t n) for T in {float, uint16_t, int8_t}.
+
+template <class T, int R, int Q>
+inline void tile(const T* rows, int64_t stride, const float* scales, int64_t d,
+                 const float* q, int64_t qstride, float* out, int64_t ld) {
+  typename Ops::V acc[R][Q];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < Q; ++j) acc[r][j] = Ops::zero();
+  int64_t i = 0;
+  for (; i + Ops::W <= d; i += Ops::W) {
+    typename Ops::V rv[R];
+    for (int r = 0; r < R; ++r) rv[r] = Ops::load(rows + r * stride + i);
+    for (int j = 0; j < Q; ++j) {
+      const typename Ops::V qv = Ops::loadq(q + j * qstride + i);
+      for (int r = 0; r < R; ++r) acc[r][j] = Ops::fma(rv[r], qv, acc[r][j]);
+    }
+  }
+  if (i < d) {
+    typename Ops::V rv[R];
+    for (int r = 0; r < R; ++r) rv[r] = Ops::load_part(rows + r * stride + i, d - i);
+    for (int j = 0; j < Q; ++j) {
+      const typename Ops::V qv = Ops::loadq(q + j * qstride + i);
+      for (int r = 0; r < R; ++r) acc[r][j] = Ops::fma(rv[r], qv, acc[r][j]);
+    }
+  }
+  for (int j = 0; j < Q; ++j)
+    for (int r = 0; r < R; ++r) {
+      float s = Ops::hsum(acc[r][j]);
+      if (scales) s *= scales[r];
+      out[j * ld + r] = s;
+    }
+}
+
+// All rows of the block against queries [q0, q0 + Q): full R-row tiles, then single rows.
+template <class T, int R, int Q>
+inline void rows_loop(const BlockArgs& a, int64_t q0) {
+  const T* rows = static_cast<const T*>(a.rows);
+  const float* q = a.qpack + q0 * a.qstride;
+  float* out = a.out + q0 * a.ld;
+  int64_t r0 = 0;
+  for (; r0 + R <= a.nr; r0 += R)
+    tile<T, R, Q>(rows + r0 * a.row_stride, a.row_stride, a.scales ? a.scales + r0 : nullptr,
+                  a.d, q, a.qstride, out + r0, a.ld);
+  for (; r0 < a.nr; ++r0)
+    tile<T, 1, Q>(rows + r0 * a.row_stride, a.row_stride, a.scales ? a.scales + r0 : nullptr,
+                  a.d, q, a.qstride, out + r0, a.ld);
+}
+
+// rows_loop for a run-time query count 1..8 (a remainder tile).
+template <class T, int R>
+inline void rows_loop_q(const BlockArgs& a, int64_t q0, int64_t nq) {
+  switch (nq) {
+    case 1: rows_loop<T, R, 1>(a, q0); break;
+    case 2: rows_loop<T, R, 2>(a, q0); break;
+    case 3: rows_loop<T, R, 3>(a, q0); break;
+    case 4: rows_loop<T, R, 4>(a, q0); break;
+    case 5: rows_loop<T, R, 5>(a, q0); break;
+    case 6: rows_loop<T, R, 6>(a, q0); break;
+    case 7: rows_loop<T, R, 7>(a, q0); break;
+    default: rows_loop<T, R, 8>(a, q0); break;
+  }
+}
+
+template <class T>
+inline void score_block_t(const BlockArgs& a) {
+  static_assert(Ops::Q <= 8, "rows_loop_q handles at most 8 queries per tile");
+  if (a.nq <= 2) {
+    // One or two queries: the scan is memory-bound; more rows per tile keep enough
+    // independent FMA chains in flight.
+    rows_loop_q<T, Ops::R_FEW>(a, 0, a.nq);
+    return;
+  }
+  int64_t q0 = 0;
+  // The query loop is outside the row loop: a tile's Q queries stay in L1 while the
+  // block's rows (sized by the driver to fit L2) stream past them.
+  for (; q0 + Ops::Q <= a.nq; q0 += Ops::Q) rows_loop<T, Ops::R, Ops::Q>(a, q0);
+  if (q0 < a.nq) rows_loop_q<T, Ops::R>(a, q0, a.nq - q0);
+}
+
+inline void score_block_impl(DType dtype, const BlockArgs& a) {
+  switch (dtype) {
+    case DType::fp32: score_block_t<float>(a); break;
+    case DType::fp16: score_block_t<uint16_t>(a); break;
+    case DType::int8: score_block_t<int8_t>(a); break;
+  }
+}
