@@ -56,6 +56,9 @@ class Int8Options:
         d["exclude_nodes"] = list(self.exclude_nodes)
         d["cpu_vnni"] = cpu_has_vnni()
         d["machine"] = platform.machine()
+        # Activation scales are computed per tensor per run: an embedding moves slightly
+        # (within the int8 gate) with the rest of its batch and with padding.
+        d["batch_dependent"] = True
         return d
 
 
