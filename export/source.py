@@ -89,8 +89,9 @@ def download(repo_id: str) -> Path:
     except Exception as exc:  # offline, 404, auth, rate limits: all reported the same way
         raise ExportError(
             f"cannot download {repo_id!r} from the Hugging Face hub "
-            f"({type(exc).__name__}: {exc}); check the id and the network, or download "
-            "the checkpoint elsewhere and pass its folder"
+            f"({type(exc).__name__}: {exc}); no local folder of that name exists either. "
+            "Check the id and the network, or download the checkpoint elsewhere and pass "
+            "its folder"
         ) from exc
     return Path(folder)
 

@@ -132,3 +132,25 @@ def test_unfused_attention_is_an_error(exported_tiny, tmp_path: Path) -> None:
             num_layers=3,
             kind="vision",
         )
+
+
+def test_hub_source_goes_through_the_folder_path(
+    tiny_clip_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No hub is reachable here: stand in for the download only, everything after it
+    # is the folder path, and the manifest records the hub id.
+    import huggingface_hub
+
+    calls = []
+
+    def fake_snapshot_download(repo_id: str, **kwargs) -> str:
+        calls.append((repo_id, kwargs.get("allow_patterns")))
+        return str(tiny_clip_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.chdir(tmp_path)
+    out = export_model("someone/tiny-clip", tmp_path / "out", precisions="fp32")
+    assert calls and calls[0][0] == "someone/tiny-clip" and "*.safetensors" in calls[0][1]
+    from cliprt.manifest import read_manifest
+
+    assert read_manifest(out).source == "someone/tiny-clip"
