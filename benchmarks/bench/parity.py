@@ -1,0 +1,32 @@
+"""Agreement of two sets of embeddings of the same inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def compare(engine: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """Min/mean cosine and max abs diff of the L2-normalised rows of two (n, D) arrays.
+
+    Both sides are re-normalised in float64 so that the figures measure the embeddings,
+    not the last rounding of either normalisation.
+    """
+    if engine.shape != reference.shape:
+        raise ValueError(f"shapes differ: engine {engine.shape}, reference {reference.shape}")
+    a, b = _unit(engine), _unit(reference)
+    cos = np.sum(a * b, axis=-1)
+    return {
+        "n": int(a.shape[0]),
+        "dim": int(a.shape[1]),
+        "min_cosine": float(cos.min()),
+        "mean_cosine": float(cos.mean()),
+        "max_abs_diff": float(np.abs(a - b).max()),
+        "cosines": [float(c) for c in cos],
+    }

@@ -1,0 +1,399 @@
+"""The result of a run as JSON (every raw figure), Markdown and a console table.
+
+Result shape (runner.run): `env` (machine, ISA, threads, versions, date), `config`,
+`model` (sizes on disk, source, reference), `rows` (one per stage x tower x precision x
+device x batch: `engine` and `reference` timing summaries with all per-repeat times in
+ms, `ratio_p50` = engine/reference, `speedup` = reference/engine), `parity`, `memory`
+(one entry per fresh-process probe), `skipped` (what was not measured, and why).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from cliprt.bench.env import header_lines
+
+JSON_NAME = "bench.json"
+MARKDOWN_NAME = "bench.md"
+CHART_NAME = "bench.png"
+
+_STAGE_ORDER = {"tower": 0, "preprocess": 1, "tokenize": 1, "e2e": 2}
+
+
+def _mib(n: float | None) -> str:
+    return "-" if n is None else f"{n / 2**20:.1f}"
+
+
+def _ms(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.2f}" if x < 100 else f"{x:.1f}"
+
+
+def _x(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def _ips(x: float | None) -> str:
+    return "-" if x is None else (f"{x:.1f}" if x < 1000 else f"{x:.0f}")
+
+
+def sorted_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return sorted(
+        result["rows"],
+        key=lambda r: (
+            r["device"],
+            r["tower"],
+            _STAGE_ORDER[r["stage"]],
+            r["precision"] or "",
+            r["batch"],
+        ),
+    )
+
+
+def memory_summary(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Medians over the fresh-process probes of each (side, precision, device)."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for m in result.get("memory", []):
+        groups[(m["side"], m["precision"], m["device"])].append(m)
+    sizes = result["model"]
+    out = []
+    for (side, prec, device), probes in groups.items():
+
+        def med(key: str, probes=probes) -> float | None:
+            vals = [p[key] for p in probes if p.get(key) is not None]
+            return statistics.median(vals) if vals else None
+
+        disk = (
+            sizes["engine_total_bytes"].get(prec)
+            if side == "engine"
+            else sizes.get("reference_checkpoint_bytes")
+        )
+        out.append(
+            {
+                "side": side,
+                "precision": prec,
+                "device": device,
+                "probes": len(probes),
+                "disk_bytes": disk,
+                "peak_rss_bytes": med("peak_rss_bytes"),
+                "cold_start_image_ms": med("cold_start_image_ms"),
+                "cold_start_text_ms": med("cold_start_text_ms"),
+                "import_ms": med("import_ms"),
+                "load_ms": med("load_ms"),
+                "gpu_process_bytes": med("gpu_process_bytes"),
+                "torch_imported": any(p["torch_imported"] for p in probes),
+            }
+        )
+    return out
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
+def headline_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Tower-only rows: the engine against the reference on identical tensors."""
+    out = []
+    for r in sorted_rows(result):
+        if r["stage"] != "tower":
+            continue
+        ref = r["reference"]
+        out.append(
+            [
+                r["tower"],
+                r["precision"],
+                r["device"],
+                str(r["batch"]),
+                _ms(r["engine"]["p50_ms"]),
+                _ms(ref["p50_ms"]) if ref else "-",
+                _x(r["speedup"]),
+                _ips(r["engine"]["throughput_per_s"]),
+                _ips(ref["throughput_per_s"]) if ref else "-",
+            ]
+        )
+    return out
+
+
+HEADLINE_HEADERS = [
+    "tower",
+    "precision",
+    "device",
+    "batch",
+    "cliprt p50 ms",
+    "reference p50 ms",
+    "speedup",
+    "cliprt items/s",
+    "reference items/s",
+]
+
+
+def _all_rows(result: dict[str, Any]) -> list[list[str]]:
+    out = []
+    for r in sorted_rows(result):
+        e, ref = r["engine"], r["reference"]
+        out.append(
+            [
+                r["stage"],
+                r["tower"],
+                r["precision"] or "-",
+                r["device"],
+                str(r["batch"]),
+                _ms(e["p50_ms"]),
+                _ms(e["p90_ms"]),
+                _ms(e["p99_ms"]),
+                _ips(e["throughput_per_s"]),
+                _ms(ref["p50_ms"]) if ref else "-",
+                _ms(ref["p90_ms"]) if ref else "-",
+                _ms(ref["p99_ms"]) if ref else "-",
+                _ips(ref["throughput_per_s"]) if ref else "-",
+                "-" if r["ratio_p50"] is None else f"{r['ratio_p50']:.3f}",
+                _x(r["speedup"]),
+            ]
+        )
+    return out
+
+
+ALL_HEADERS = [
+    "stage",
+    "tower",
+    "prec",
+    "device",
+    "batch",
+    "cliprt p50",
+    "p90",
+    "p99",
+    "items/s",
+    "ref p50",
+    "p90",
+    "p99",
+    "items/s",
+    "cliprt/ref",
+    "speedup",
+]
+
+
+def _breakdown(result: dict[str, Any]) -> list[list[str]]:
+    """Per tower, device, batch and side: input stage, tower and end-to-end p50 (ms)."""
+    idx = {
+        (r["stage"], r["tower"], r["precision"], r["device"], r["batch"]): r for r in result["rows"]
+    }
+    out = []
+    cfg = result["config"]
+    for device in result.get("devices_run", []):
+        for tower in cfg["towers"]:
+            stage = "preprocess" if tower == "image" else "tokenize"
+            for batch in cfg["batches"]:
+                pre = idx.get((stage, tower, None, device, batch))
+                sides: list[tuple[str | None, str]] = [(p, "engine") for p in cfg["precisions"]]
+                if not cfg["no_reference"]:
+                    sides.append((cfg["precisions"][0], "reference"))
+                for prec, key in sides:
+                    tw = idx.get(("tower", tower, prec, device, batch))
+                    e2e = idx.get(("e2e", tower, prec, device, batch))
+                    if tw is None or e2e is None or tw[key] is None:
+                        continue
+                    p_ms = pre[key]["p50_ms"] if pre and pre[key] else None
+                    t_ms, e_ms = tw[key]["p50_ms"], e2e[key]["p50_ms"]
+                    rest = e_ms - t_ms - (p_ms or 0)
+                    name = (
+                        f"cliprt {prec}"
+                        if key == "engine"
+                        else f"reference {tw['reference_precision']}"
+                    )
+                    out.append(
+                        [
+                            tower,
+                            device,
+                            str(batch),
+                            name,
+                            _ms(p_ms),
+                            _ms(t_ms),
+                            _ms(rest),
+                            _ms(e_ms),
+                        ]
+                    )
+    return out
+
+
+BREAKDOWN_HEADERS = [
+    "tower",
+    "device",
+    "batch",
+    "side",
+    "preprocess / tokenize ms",
+    "tower ms",
+    "rest (decode, copies) ms",
+    "end to end ms",
+]
+
+
+def _parity_rows(result: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            p["tower"],
+            p["precision"],
+            p["device"],
+            p["kind"],
+            p["reference_precision"],
+            str(p["n"]),
+            f"{p['min_cosine']:.6f}",
+            f"{p['mean_cosine']:.6f}",
+            f"{p['max_abs_diff']:.2e}",
+        ]
+        for p in result["parity"]
+    ]
+
+
+PARITY_HEADERS = [
+    "tower",
+    "precision",
+    "device",
+    "inputs",
+    "vs reference",
+    "n",
+    "min cosine",
+    "mean cosine",
+    "max abs diff",
+]
+
+
+def _memory_rows(result: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            m["side"],
+            m["precision"],
+            m["device"],
+            _mib(m["disk_bytes"]),
+            _mib(m["peak_rss_bytes"]),
+            _ms(m["cold_start_image_ms"]),
+            _ms(m["cold_start_text_ms"]),
+            _ms(m["import_ms"]),
+            _ms(m["load_ms"]),
+            _mib(m["gpu_process_bytes"]),
+            "yes" if m["torch_imported"] else "no",
+            str(m["probes"]),
+        ]
+        for m in memory_summary(result)
+    ]
+
+
+MEMORY_HEADERS = [
+    "side",
+    "precision",
+    "device",
+    "on disk MiB",
+    "peak RSS MiB",
+    "cold start to 1st image ms",
+    "to 1st text ms",
+    "imports ms",
+    "load ms",
+    "GPU MiB",
+    "torch loaded",
+    "fresh processes",
+]
+
+
+def _image_sizes(result: dict[str, Any]) -> str:
+    sizes = sorted({(i["width"], i["height"]) for i in result["inputs"]["images"]})
+    return ", ".join(f"{w}x{h}" for w, h in sizes)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The whole result as a Markdown document."""
+    cfg, model, env = result["config"], result["model"], result["env"]
+    lines = [f"# cliprt bench: {model['arg']}", ""]
+    lines += [f"- {line}" for line in header_lines(env)]
+    lines += [
+        f"- command: `{' '.join(result['argv']) or '(API)'}`",
+        f"- model: source `{model['source']}`, embed dim {model['embed_dim']}, image "
+        f"{model['image_size']} px, context {model['context_length']}",
+        f"- reference: {model['reference_note'] or 'none (--no-reference)'}",
+        f"- inputs: {len(result['inputs']['images'])} JPEG photos ({_image_sizes(result)}), "
+        f"prompts of exactly {result['inputs']['seq_len']} tokens; token ids identical on both "
+        f"sides: {result.get('token_ids_equal')}",
+        f"- timing: {cfg['warmup']} warm-up + {cfg['repeats']} timed calls per row; p50 "
+        "is the median; speedup = reference p50 / cliprt p50 (> 1: cliprt faster); "
+        "tower rows feed both sides the same tensors",
+        f"- wall time of the benchmark: {result['wall_s']:.0f} s",
+        "",
+        "## Towers: cliprt vs the PyTorch reference",
+        "",
+        *_table(HEADLINE_HEADERS, headline_rows(result)),
+        "",
+        "## Where the time goes (p50)",
+        "",
+        *_table(BREAKDOWN_HEADERS, _breakdown(result)),
+        "",
+        "## Parity (L2-normalised embeddings, same inputs)",
+        "",
+        "`tower`: both towers fed the same tensors; `e2e`: each side from the same files "
+        "and strings with its own preprocessing and tokenization.",
+        "",
+        *_table(PARITY_HEADERS, _parity_rows(result)),
+        "",
+        "## Size on disk, peak memory, cold start (each side alone in a fresh process; medians)",
+        "",
+        *_table(MEMORY_HEADERS, _memory_rows(result)),
+        "",
+        "## Every row",
+        "",
+        "ms per call (one call = one batch); items/s at p50.",
+        "",
+        *_table(ALL_HEADERS, _all_rows(result)),
+        "",
+    ]
+    if result.get("notes"):
+        lines += ["## Notes", ""]
+        lines += [f"- {n}" for n in result["notes"]]
+        lines.append("")
+    if result["skipped"]:
+        lines += ["## Not measured", ""]
+        lines += [f"- {s['what']}: {s['reason']}" for s in result["skipped"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def console(result: dict[str, Any]) -> str:
+    """A compact plain-text report for the terminal."""
+
+    def fmt(headers: list[str], rows: list[list[str]]) -> list[str]:
+        widths = [
+            max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+            for i, h in enumerate(headers)
+        ]
+        line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
+        body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+        return [line, "-" * len(line), *body]
+
+    lines = [*header_lines(result["env"]), ""]
+    lines += fmt(ALL_HEADERS, _all_rows(result))
+    if result["parity"]:
+        lines += ["", *fmt(PARITY_HEADERS, _parity_rows(result))]
+    mem = _memory_rows(result)
+    if mem:
+        lines += ["", *fmt(MEMORY_HEADERS, mem)]
+    for s in result["skipped"]:
+        lines.append(f"not measured: {s['what']}: {s['reason']}")
+    for n in result.get("notes", []):
+        lines.append(f"note: {n}")
+    return "\n".join(lines)
+
+
+def write(result: dict[str, Any], out: Path, *, chart: bool = True) -> dict[str, Path]:
+    """Writes bench.json, bench.md and (with `chart`) bench.png into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / JSON_NAME, "markdown": out / MARKDOWN_NAME}
+    paths["json"].write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
+    paths["markdown"].write_text(markdown(result), encoding="utf-8")
+    if chart:
+        from cliprt.bench.chart import write_chart
+
+        paths["chart"] = write_chart(result, out / CHART_NAME)
+    return paths

@@ -1,0 +1,110 @@
+"""Repeated timing of one callable: warm-up, per-repeat wall times, percentiles.
+
+Every raw figure is kept (the JSON report carries all per-repeat times) so a reader can
+recompute any statistic; the summary uses medians, which shrug off the odd slow repeat
+that a shared machine produces.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall times of `repeats` calls, each processing `items` items.
+
+    Attributes:
+        items: items (images or texts) per call.
+        times_ms: wall time of every timed call, in ms, in the order they ran.
+        warmup: untimed calls made first.
+    """
+
+    items: int
+    times_ms: tuple[float, ...]
+    warmup: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile (0..100) of the per-call times, in ms (linear interpolation)."""
+        return float(np.percentile(np.asarray(self.times_ms), q))
+
+    @property
+    def p50_ms(self) -> float:
+        return self.percentile(50)
+
+    @property
+    def p90_ms(self) -> float:
+        return self.percentile(90)
+
+    @property
+    def p99_ms(self) -> float:
+        # With fewer than 100 repeats this is close to the slowest call.
+        return self.percentile(99)
+
+    @property
+    def throughput(self) -> float:
+        """Items per second at the median call time."""
+        p50 = self.p50_ms
+        return self.items * 1000.0 / p50 if p50 > 0 else float("inf")
+
+    def summary(self) -> dict[str, Any]:
+        """Percentiles, throughput and every raw time, ready for JSON."""
+        t = np.asarray(self.times_ms)
+        return {
+            "items": self.items,
+            "repeats": len(self.times_ms),
+            "warmup": self.warmup,
+            "p50_ms": self.p50_ms,
+            "p90_ms": self.p90_ms,
+            "p99_ms": self.p99_ms,
+            "mean_ms": float(t.mean()),
+            "min_ms": float(t.min()),
+            "max_ms": float(t.max()),
+            "std_ms": float(t.std()),
+            "throughput_per_s": self.throughput,
+            "times_ms": list(self.times_ms),
+            **self.meta,
+        }
+
+
+def measure(
+    fn: Callable[[], Any],
+    *,
+    items: int,
+    repeats: int,
+    warmup: int,
+    sync: Callable[[], None] | None = None,
+) -> Timing:
+    """Times `repeats` calls of `fn` after `warmup` untimed ones.
+
+    Args:
+        fn: the work of one call; its result is dropped.
+        items: items processed per call (for throughput).
+        repeats: timed calls (>= 1).
+        warmup: untimed calls first (allocator, thread pool and cache warm-up).
+        sync: called after `fn` inside the timed region, e.g. torch.cuda.synchronize,
+            so asynchronous device work is counted.
+
+    Returns:
+        The Timing, times in ms.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for _ in range(warmup):
+        fn()
+        if sync is not None:
+            sync()
+    times: list[float] = []
+    for _ in range(repeats):
+        t0 = time.perf_counter_ns()
+        fn()
+        if sync is not None:
+            sync()
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    return Timing(items=items, times_ms=tuple(times), warmup=warmup)
