@@ -56,6 +56,8 @@ def test_embed_images_and_texts(
                 str(out),
                 "--precision",
                 "fp32",
+                "--device",
+                "cpu",
             ]
         )
         == 0
