@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from cliprt.errors import InputError, ModelFolderError
+from cliprt.errors import InputError, ModelFolderError, ProviderError
 from cliprt.manifest import TOWERS, Manifest, read_manifest, verified_path
 from cliprt.runtime.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
@@ -353,6 +353,36 @@ class ClipModel:
                 self.text.run(ids)
 
 
+def _tower_session(
+    folder: Path,
+    manifest: Manifest,
+    tower: str,
+    prec: str,
+    dev: Device,
+    threads: int | None,
+    spinning: bool,
+    session_options: ort.SessionOptions | None,
+    cuda: CudaOptions,
+) -> TowerSession:
+    variant = manifest.towers[tower][prec]
+    opts = (
+        session_options
+        if session_options is not None
+        else make_session_options(threads=threads, spinning=spinning)
+    )
+    return TowerSession(
+        verified_path(folder, variant),
+        name=tower,
+        input_name=variant.input_name,
+        output_name=variant.output_name,
+        device=dev,
+        options=opts,
+        cuda=cuda,
+        cuda_graph_batch=cuda.cuda_graph_batch if tower == "vision" else None,
+        out_dim=manifest.embed_dim,
+    )
+
+
 def load(
     model: str | os.PathLike[str],
     precision: str = "auto",
@@ -396,35 +426,35 @@ def load(
     """
     folder = resolve_model(model)
     manifest = read_manifest(folder)
+    if not isinstance(max_image_pixels, int) or max_image_pixels < 1:
+        raise InputError(f"max_image_pixels must be a positive int, got {max_image_pixels!r}")
     dev = resolve_device(device)
-    prec = resolve_precision(precision, dev, manifest, str(folder))
     tok = ClipTokenizer(
         verified_path(folder, manifest.tokenizer),
         context_length=manifest.context_length,
         pad_id=manifest.pad_id,
     )
     cuda = cuda or CudaOptions()
-    towers: dict[str, TowerSession] = {}
-    for tower in TOWERS:
-        variant = manifest.towers[tower][prec]
-        opts = (
-            session_options
-            if session_options is not None
-            else make_session_options(threads=threads, spinning=spinning)
-        )
-        towers[tower] = TowerSession(
-            verified_path(folder, variant),
-            name=tower,
-            input_name=variant.input_name,
-            output_name=variant.output_name,
-            device=dev,
-            options=opts,
-            cuda=cuda,
-            cuda_graph_batch=cuda.cuda_graph_batch if tower == "vision" else None,
-            out_dim=manifest.embed_dim,
-        )
-    if not isinstance(max_image_pixels, int) or max_image_pixels < 1:
-        raise InputError(f"max_image_pixels must be a positive int, got {max_image_pixels!r}")
+
+    def sessions(dev: Device) -> tuple[str, dict[str, TowerSession]]:
+        prec = resolve_precision(precision, dev, manifest, str(folder))
+        return prec, {
+            tower: _tower_session(
+                folder, manifest, tower, prec, dev, threads, spinning, session_options, cuda
+            )
+            for tower in TOWERS
+        }
+
+    try:
+        prec, towers = sessions(dev)
+    except ProviderError as exc:
+        # "auto" may find the CUDA EP installed on a machine without a usable GPU; an
+        # explicit "cuda" never falls back.
+        if (device is not None and str(device).strip().lower() != "auto") or dev.kind != "cuda":
+            raise
+        logger.warning("device='auto': CUDA is installed but unusable (%s); using the CPU", exc)
+        dev = Device("cpu")
+        prec, towers = sessions(dev)
     clip = ClipModel(
         folder,
         manifest,

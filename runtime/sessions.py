@@ -37,6 +37,17 @@ _ORT_TO_NUMPY = {
 }
 
 
+def _set_config(options: ort.SessionOptions, key: str, value: str) -> None:
+    # Re-adding a key makes onnxruntime print a warning; a SessionOptions given by the
+    # user serves both towers.
+    try:
+        if options.get_session_config_entry(key) == value:
+            return
+    except RuntimeError:  # not set yet
+        pass
+    options.add_session_config_entry(key, value)
+
+
 class TowerSession:
     """A tower's InferenceSession with its input/output names and device handling.
 
@@ -72,7 +83,7 @@ class TowerSession:
         self.graph_batch = cuda_graph_batch if device.kind == "cuda" else None
         if device.kind == "cuda":
             # A node the CUDA EP cannot run must fail the load, not run on the CPU.
-            options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
+            _set_config(options, "session.disable_cpu_ep_fallback", "1")
             providers: list = [
                 (
                     CUDA_EP,
