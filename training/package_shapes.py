@@ -1,0 +1,93 @@
+"""Packages a trained `shapes` checkpoint into cliprt: the shipped checkpoint, its
+exported model folder, the accuracy table and the figures json.
+
+    python -m training.package_shapes training/out/shapes-checkpoint
+
+1. src/cliprt/models/shapes-checkpoint/: the HF checkpoint as shipped. Weights are
+   stored in fp16 (half the bytes; transformers loads them as fp32 when asked, as
+   cliprt's exporter does) and only tokenizer.json of the tokenizer files
+   (CLIPTokenizerFast needs no vocab.json/merges.txt). This *is* the model: every
+   figure below is measured on it, not on the fp32 training output.
+2. src/cliprt/models/shapes/: `cliprt.export.export_model` of that checkpoint, fp32,
+   fp16 and int8, what `cliprt.load("shapes")` opens.
+3. benchmarks/results/accuracy_shapes.{md,json} (training.evaluate) and
+   training/shapes_figures.json: training figures, accuracy per backend, sizes in bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "src" / "cliprt" / "models"
+CHECKPOINT_OUT = MODELS / "shapes-checkpoint"
+MODEL_OUT = MODELS / "shapes"
+FIGURES = REPO / "training" / "shapes_figures.json"
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def ship_checkpoint(trained: Path, out: Path = CHECKPOINT_OUT) -> Path:
+    """Writes the shipped HF checkpoint (fp16 weights, tokenizer.json) from `trained`."""
+    import torch
+    from transformers import CLIPModel
+
+    model = CLIPModel.from_pretrained(str(trained), dtype=torch.float32)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    model.half().save_pretrained(str(out), safe_serialization=True)
+    for name in (*_TOKENIZER_FILES, "preprocessor_config.json"):
+        shutil.copy2(trained / name, out / name)
+    return out
+
+
+def folder_bytes(folder: Path) -> dict[str, int]:
+    """Size in bytes of each file of `folder`."""
+    return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("trained", type=Path, help="checkpoint folder written by train_shapes_clip")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    from cliprt.export import export_model
+    from training import evaluate
+
+    checkpoint = ship_checkpoint(args.trained)
+    print(f"checkpoint -> {checkpoint}", flush=True)
+    export_model(
+        str(checkpoint),
+        MODEL_OUT,
+        precisions=("fp32", "fp16", "int8"),
+        force=True,
+        progress=lambda line: print(f"  export: {line}", flush=True),
+    )
+    evaluate.main(
+        ["--checkpoint", str(checkpoint), "--model", str(MODEL_OUT), "--threads", str(args.threads)]
+    )
+    accuracy = json.loads((evaluate.RESULTS / "accuracy_shapes.json").read_text())
+    train_figures_path = args.trained / "train_figures.json"
+    train: dict[str, Any] = (
+        json.loads(train_figures_path.read_text()) if train_figures_path.is_file() else {}
+    )
+    sizes = {"shapes-checkpoint": folder_bytes(checkpoint), "shapes": folder_bytes(MODEL_OUT)}
+    total = sum(sum(f.values()) for f in sizes.values())
+    figures = {
+        "training": train,
+        "accuracy": accuracy["backends"],
+        "accuracy_protocol": accuracy["protocol"],
+        "shipped_bytes": {"total": total, **sizes},
+    }
+    FIGURES.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"shipped: {total / 1e6:.1f} MB in {MODELS}; figures -> {FIGURES}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
