@@ -296,3 +296,13 @@ def test_bad_inputs_are_typed_and_named(model32: ClipModel, image_files, tmp_pat
         model32.encode_images(12)
     # The model still works after errors (no stuck pool, no poisoned session).
     assert model32.encode_images(image_files).shape == (4, model32.embed_dim)
+
+
+def test_the_shipped_model_loads_by_name() -> None:
+    from cliprt.runtime.model import shipped_models
+
+    if "shapes" not in shipped_models():
+        pytest.skip("no shipped 'shapes' model in this checkout")
+    with cliprt.load("shapes", precision="fp32", device="cpu", threads=1) as m:
+        assert m.folder.name == "shapes"
+        assert m.encode_texts(["a photo of a red circle"]).shape == (1, m.embed_dim)
