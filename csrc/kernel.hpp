@@ -11,6 +11,11 @@ namespace cliprt {
 // so a kernel may load whole vectors of a query past d.
 constexpr int64_t kQueryAlign = 16;
 
+// How far ahead (bytes) the one-or-two-query scan prefetches rows, in a linear stream.
+// Measured on Zen 4: the hardware prefetchers alone follow R interleaved rows at under
+// half the memory bandwidth; 4 KiB ahead brings the scan to the read floor.
+constexpr int64_t kPrefetchBytes = 4096;
+
 struct BlockArgs {
   const void* rows;      // first row of the block
   int64_t row_stride;    // elements

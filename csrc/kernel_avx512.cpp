@@ -14,7 +14,7 @@ namespace {
 struct Ops {
   using V = __m512;
   static constexpr int W = 16;
-  static constexpr int R_FEW = 8;
+  static constexpr int R_FEW = 4;
   static constexpr int R = 4;
   static constexpr int Q = 6;
 

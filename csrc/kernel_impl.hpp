@@ -10,13 +10,19 @@
 // size, thread count and block split.
 //
 // Expects: <cstdint> and kernel.hpp included, `Ops` declared in the enclosing namespace.
-// Ops: V, W, R_FEW (rows per tile for 1-2 queries), R, Q (rows x queries of the main
-// tile), zero(), fma(a, b, c) = a*b+c, hsum(V), loadq(const float*),
+// Ops: V, W, R_FEW (rows per tile for 1-2 queries of 1- or 2-byte rows; fp32 rows use
+// one: a single sequential stream is already faster than memory), R, Q (rows x queries of
+// the main tile), zero(), fma(a, b, c) = a*b+c, hsum(V), loadq(const float*),
 // load(const T*), load_part(const T*, int64_t n) for T in {float, uint16_t, int8_t}.
 
-template <class T, int R, int Q>
+template <class T, int R, int Q, bool PF = false>
 inline void tile(const T* rows, int64_t stride, const float* scales, int64_t d,
                  const float* q, int64_t qstride, float* out, int64_t ld) {
+  // PF: prefetch kPrefetchBytes ahead of the tile, linearly, while it is scored. With one
+  // or two queries the scan is a memory stream of R interleaved rows, which the hardware
+  // prefetchers follow poorly.
+  const char* next = reinterpret_cast<const char*>(rows) + kPrefetchBytes;
+  constexpr int64_t kStep = R * Ops::W * static_cast<int64_t>(sizeof(T));
   typename Ops::V acc[R][Q];
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < Q; ++j) acc[r][j] = Ops::zero();
@@ -24,6 +30,10 @@ inline void tile(const T* rows, int64_t stride, const float* scales, int64_t d,
   for (; i + Ops::W <= d; i += Ops::W) {
     typename Ops::V rv[R];
     for (int r = 0; r < R; ++r) rv[r] = Ops::load(rows + r * stride + i);
+    if (PF) {
+      for (int64_t p = 0; p < kStep; p += 64) __builtin_prefetch(next + p);
+      next += kStep;
+    }
     for (int j = 0; j < Q; ++j) {
       const typename Ops::V qv = Ops::loadq(q + j * qstride + i);
       for (int r = 0; r < R; ++r) acc[r][j] = Ops::fma(rv[r], qv, acc[r][j]);
@@ -46,14 +56,14 @@ inline void tile(const T* rows, int64_t stride, const float* scales, int64_t d,
 }
 
 // All rows of the block against queries [q0, q0 + Q): full R-row tiles, then single rows.
-template <class T, int R, int Q>
+template <class T, int R, int Q, bool PF = false>
 inline void rows_loop(const BlockArgs& a, int64_t q0) {
   const T* rows = static_cast<const T*>(a.rows);
   const float* q = a.qpack + q0 * a.qstride;
   float* out = a.out + q0 * a.ld;
   int64_t r0 = 0;
   for (; r0 + R <= a.nr; r0 += R)
-    tile<T, R, Q>(rows + r0 * a.row_stride, a.row_stride, a.scales ? a.scales + r0 : nullptr,
+    tile<T, R, Q, PF>(rows + r0 * a.row_stride, a.row_stride, a.scales ? a.scales + r0 : nullptr,
                   a.d, q, a.qstride, out + r0, a.ld);
   for (; r0 < a.nr; ++r0)
     tile<T, 1, Q>(rows + r0 * a.row_stride, a.row_stride, a.scales ? a.scales + r0 : nullptr,
@@ -61,11 +71,11 @@ inline void rows_loop(const BlockArgs& a, int64_t q0) {
 }
 
 // rows_loop for a run-time query count 1..8 (a remainder tile).
-template <class T, int R>
+template <class T, int R, bool PF = false>
 inline void rows_loop_q(const BlockArgs& a, int64_t q0, int64_t nq) {
   switch (nq) {
-    case 1: rows_loop<T, R, 1>(a, q0); break;
-    case 2: rows_loop<T, R, 2>(a, q0); break;
+    case 1: rows_loop<T, R, 1, PF>(a, q0); break;
+    case 2: rows_loop<T, R, 2, PF>(a, q0); break;
     case 3: rows_loop<T, R, 3>(a, q0); break;
     case 4: rows_loop<T, R, 4>(a, q0); break;
     case 5: rows_loop<T, R, 5>(a, q0); break;
@@ -81,7 +91,8 @@ inline void score_block_t(const BlockArgs& a) {
   if (a.nq <= 2) {
     // One or two queries: the scan is memory-bound; more rows per tile keep enough
     // independent FMA chains in flight.
-    rows_loop_q<T, Ops::R_FEW>(a, 0, a.nq);
+    constexpr int RF = sizeof(T) == 4 ? 1 : Ops::R_FEW;
+    rows_loop_q<T, RF, true>(a, 0, a.nq);
     return;
   }
   int64_t q0 = 0;
