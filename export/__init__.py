@@ -8,6 +8,8 @@ Needs the `export` extra (torch, transformers, optimum-onnx, onnx).
 
 from __future__ import annotations
 
+from cliprt.export.int8 import Int8Options
 from cliprt.export.pipeline import export_model, parse_precisions
+from cliprt.export.validate import DEFAULT_GATES, Gate
 
-__all__ = ["export_model", "parse_precisions"]
+__all__ = ["DEFAULT_GATES", "Gate", "Int8Options", "export_model", "parse_precisions"]

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cliprt.errors import ExportError
 from cliprt.manifest import (
@@ -26,6 +26,9 @@ from cliprt.manifest import (
     file_entry,
     write_manifest,
 )
+
+if TYPE_CHECKING:
+    from cliprt.export.int8 import Int8Options
 
 TOKENIZER_FILE = "tokenizer.json"
 PREPROCESSOR_FILE = "preprocessor_config.json"
@@ -79,7 +82,7 @@ def export_model(
     opset: int = DEFAULT_OPSET,
     force: bool = False,
     gates: Mapping[str, Any] | None = None,
-    int8: Any = None,
+    int8: Int8Options | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Exports a CLIP checkpoint to a validated cliprt model folder.
@@ -117,6 +120,7 @@ def export_model(
     out = Path(out).expanduser().absolute()
     check_out(out, force=force)
     st = _Stages(progress)
+    st.say(f"exporting {source} -> {out} ({', '.join(wanted)}, opset {opset})")
     if gate_overrides:
         st.say(f"gates overridden: {gate_overrides}")
 
