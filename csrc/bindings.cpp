@@ -20,6 +20,7 @@ int64_t row_stride_elems(const py::array& a, const char* name) {
   if (a.ndim() != 2)
     throw py::value_error(std::string(name) + " must be 2-D, got " + std::to_string(a.ndim()) + "-D");
   const auto item = static_cast<py::ssize_t>(a.itemsize());
+  if (a.shape(0) == 0) return a.shape(1);  // no rows to read (numpy may give 0 strides)
   if (a.shape(1) > 1 && a.strides(1) != item)
     throw py::value_error(std::string(name) + " rows must be contiguous (stride of axis 1 == itemsize); use np.ascontiguousarray");
   if (a.shape(0) > 1 && (a.strides(0) < 0 || a.strides(0) % item != 0))
