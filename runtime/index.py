@@ -226,8 +226,10 @@ class Index:
         new_cap = max(n, 2 * cap, 64)
         rows = np.empty((new_cap, self._dim), dtype=self._rows.dtype)
         rows[: self._n] = self._rows[: self._n]
-        scales = np.empty(new_cap, dtype=np.float32)
-        scales[: self._n] = self._scales[: self._n]
+        scales = self._scales
+        if self._dtype == "int8":
+            scales = np.empty(new_cap, dtype=np.float32)
+            scales[: self._n] = self._scales[: self._n]
         ids = np.empty(new_cap, dtype=np.int64)
         ids[: self._n] = self._ids[: self._n]
         self._rows, self._scales, self._ids = rows, scales, ids
