@@ -22,7 +22,7 @@ from cliprt.bench import env as envmod
 from cliprt.bench.inputs import BenchInputs, make_inputs, token_counter
 from cliprt.bench.parity import compare
 from cliprt.bench.progress import Progress
-from cliprt.bench.timing import Timing, measure
+from cliprt.bench.timing import Timing, measure_interleaved
 from cliprt.errors import CliprtError, InputError, ModelFolderError
 from cliprt.manifest import MANIFEST_NAME, Manifest, read_manifest
 
@@ -35,6 +35,9 @@ RANDOM_PREFIX = "random:"
 # Let the thread pools of the side that just ran go idle before the other side is timed
 # (ORT's spinning workers, OpenMP's spin-wait), so neither pays for the other's tail.
 _SETTLE_S = 0.2
+# Rows whose timed calls add up to less than this get more repeats (up to 5x): cheap
+# stages (tokenization, small batches) are the noisiest on a shared machine.
+_MIN_TIME_S = 1.0
 
 # How idle worker threads wait, on both sides alike: (onnxruntime spinning,
 # OMP_WAIT_POLICY for torch's OpenMP pool). "passive" is the default because a spinning
@@ -247,9 +250,18 @@ class _Bench:
         self.gpu_memory: list[dict[str, Any]] = []
         self.token_ids_equal: bool | None = None
 
-    def _time(self, fn, items: int, sync=None) -> Timing:
+    def _time(self, fns: dict[str, Any], items: int, syncs: dict[str, Any] | None = None):
+        # Engine and reference calls alternate (see measure_interleaved): on a shared
+        # machine a spell of load then hits both sides, not whichever ran at the time.
         time.sleep(_SETTLE_S)
-        return measure(fn, items=items, repeats=self.cfg.repeats, warmup=self.cfg.warmup, sync=sync)
+        return measure_interleaved(
+            fns,
+            items=items,
+            repeats=self.cfg.repeats,
+            warmup=self.cfg.warmup,
+            syncs=syncs,
+            min_time_s=_MIN_TIME_S,
+        )
 
     def _row(self, stage, tower, precision, device, batch, eng: Timing, ref: Timing | None, **kw):
         row: dict[str, Any] = {
@@ -330,25 +342,34 @@ class _Bench:
 
     # preprocessing / tokenization: independent of the engine's precision
     def _stages(self, tower: str, device: str, eng, ref) -> None:
+        stage = "preprocess" if tower == "image" else "tokenize"
         for batch in self.cfg.batches:
             if tower == "image":
-                imgs = self.inputs.image_batch(batch)
-                e = self._time(lambda imgs=imgs: eng.preprocess(imgs), batch)
-                r = self._time(lambda imgs=imgs: ref.preprocess(imgs), batch) if ref else None
-                self._row("preprocess", tower, None, device, batch, e, r, reference_precision=None)
+                data: list[Any] = self.inputs.image_batch(batch)
+                fns = {"engine": lambda d=data: eng.preprocess(d)}
+                if ref is not None:
+                    fns["reference"] = lambda d=data: ref.preprocess(d)
             else:
-                txt = self.inputs.text_batch(batch)
-                e = self._time(lambda txt=txt: eng.tokenize(txt), batch)
-                r = self._time(lambda txt=txt: ref.tokenize(txt), batch) if ref else None
-                self._row("tokenize", tower, None, device, batch, e, r, reference_precision=None)
+                data = self.inputs.text_batch(batch)
+                fns = {"engine": lambda d=data: eng.tokenize(d)}
+                if ref is not None:
+                    fns["reference"] = lambda d=data: ref.tokenize(d)
+            t = self._time(fns, batch)
+            self._row(stage, tower, None, device, batch, t["engine"], t.get("reference"))
 
-    def _ref_for(self, precision: str, refs: dict[str, Any]) -> tuple[str | None, Any]:
+    def _ref_for(self, precision: str, refs: dict[str, Any]) -> str | None:
         # fp16 engine rows compare with the fp16 reference where there is one (CUDA).
         if precision in refs:
-            return precision, refs[precision]
-        if "fp32" in refs:
-            return "fp32", refs["fp32"]
-        return None, None
+            return precision
+        return "fp32" if "fp32" in refs else None
+
+    def _emit(self, stage, tower, device, batch, engines, refs, t: dict[str, Timing]) -> None:
+        for p in engines:
+            rp = self._ref_for(p, refs)
+            ref_t = t.get(f"reference {rp}") if rp else None
+            self._row(
+                stage, tower, p, device, batch, t[f"engine {p}"], ref_t, reference_precision=rp
+            )
 
     def _tower(self, tower, device, batch, engines, refs) -> None:
         # One shared input per batch (cliprt's pixel values / token ids, the same numbers
@@ -358,65 +379,45 @@ class _Bench:
             host = any_engine.preprocess(self.inputs.image_batch(batch))
         else:
             host = any_engine.tokenize(self.inputs.text_batch(batch))
-        ref_times: dict[str, Timing] = {}
+        fns: dict[str, Any] = {}
+        syncs: dict[str, Any] = {}
         for rp, ref in refs.items():
+            name = f"reference {rp}"
             if tower == "image":
                 x = ref.to_device(_torch_from_numpy(host))
-                fn = lambda x=x, ref=ref: ref.image_tower(x)  # noqa: E731
+                fns[name] = lambda x=x, r=ref: r.image_tower(x)
             else:
                 x = ref.tokens_to_device(_torch_tokens(host))
-                fn = lambda x=x, ref=ref: ref.text_tower(x)  # noqa: E731
-            ref_times[rp] = self._time(fn, batch, sync=ref.sync_fn())
+                fns[name] = lambda x=x, r=ref: r.text_tower(x)
+            syncs[name] = ref.sync_fn()
         for p, eng in engines.items():
-            handle = eng.to_device(host)
-            fn = (
-                (lambda h=handle, e=eng: e.image_tower(h))
-                if tower == "image"
-                else (lambda h=handle, e=eng: e.text_tower(h))
-            )
-            t = self._time(fn, batch, sync=eng.sync_fn())
-            rp, _ = self._ref_for(p, refs)
-            self._row(
-                "tower",
-                tower,
-                p,
-                device,
-                batch,
-                t,
-                ref_times.get(rp) if rp else None,
-                reference_precision=rp,
-            )
+            name = f"engine {p}"
+            h = eng.to_device(host)
+            if tower == "image":
+                fns[name] = lambda h=h, e=eng: e.image_tower(h)
+            else:
+                fns[name] = lambda h=h, e=eng: e.text_tower(h)
+            syncs[name] = eng.sync_fn()
+        self._emit("tower", tower, device, batch, engines, refs, self._time(fns, batch, syncs))
 
     def _e2e(self, tower, device, batch, engines, refs) -> None:
-        items: list[Any] = (
-            self.inputs.file_batch(batch) if tower == "image" else self.inputs.text_batch(batch)
-        )
-        ref_times: dict[str, Timing] = {}
+        image = tower == "image"
+        items: list[Any] = self.inputs.file_batch(batch) if image else self.inputs.text_batch(batch)
+        fns: dict[str, Any] = {}
+        syncs: dict[str, Any] = {}
         for rp, ref in refs.items():
-            fn = (
-                (lambda i=items, r=ref: r.encode_files(i))
-                if tower == "image"
-                else (lambda i=items, r=ref: r.encode_texts(i))
-            )
-            ref_times[rp] = self._time(fn, batch)
+            name = f"reference {rp}"
+            if image:
+                fns[name] = lambda i=items, r=ref: r.encode_files(i)
+            else:
+                fns[name] = lambda i=items, r=ref: r.encode_texts(i)
+            syncs[name] = ref.sync_fn()
         for p, eng in engines.items():
-            fn = (
-                (lambda i=items, e=eng: e.encode_files(i))
-                if tower == "image"
-                else (lambda i=items, e=eng: e.encode_texts(i))
-            )
-            t = self._time(fn, batch)
-            rp, _ = self._ref_for(p, refs)
-            self._row(
-                "e2e",
-                tower,
-                p,
-                device,
-                batch,
-                t,
-                ref_times.get(rp) if rp else None,
-                reference_precision=rp,
-            )
+            if image:
+                fns[f"engine {p}"] = lambda i=items, e=eng: e.encode_files(i)
+            else:
+                fns[f"engine {p}"] = lambda i=items, e=eng: e.encode_texts(i)
+        self._emit("e2e", tower, device, batch, engines, refs, self._time(fns, batch, syncs))
 
     def _parity(self, tower, device, engines, refs) -> None:
         if not refs:
@@ -445,7 +446,7 @@ class _Bench:
                 e = ref.encode_texts(texts)
             ref_out[rp] = {"tower": t, "e2e": e}
         for p, eng in engines.items():
-            rp, _ = self._ref_for(p, refs)
+            rp = self._ref_for(p, refs)
             if tower == "image":
                 et = eng.image_tower(eng.to_device(host))
                 ee = eng.encode_files(files)

@@ -108,3 +108,52 @@ def measure(
             sync()
         times.append((time.perf_counter_ns() - t0) / 1e6)
     return Timing(items=items, times_ms=tuple(times), warmup=warmup)
+
+
+def measure_interleaved(
+    fns: dict[str, Callable[[], Any]],
+    *,
+    items: int,
+    repeats: int,
+    warmup: int,
+    syncs: dict[str, Callable[[], None] | None] | None = None,
+    min_time_s: float = 0.0,
+    max_repeats: int | None = None,
+) -> dict[str, Timing]:
+    """Times several callables round-robin: repeat i of each runs before repeat i + 1 of
+    any, so that on a shared machine every side meets the same spells of load.
+
+    Args:
+        fns: name -> the work of one call.
+        items, repeats, warmup: as for `measure` (warm-up calls also round-robin).
+        syncs: name -> called after that callable inside its timed region.
+        min_time_s: after `repeats` rounds, go on while the timed rounds took less than
+            this many seconds in all (cheap calls get more samples for free), up to
+            `max_repeats` rounds (default 5 x repeats).
+
+    Returns:
+        name -> Timing.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    syncs = syncs or {}
+    cap = max(repeats, max_repeats if max_repeats is not None else 5 * repeats)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    timed_s = 0.0
+    i = 0
+    while i < warmup + repeats or (timed_s < min_time_s and i < warmup + cap):
+        for name, fn in fns.items():
+            sync = syncs.get(name)
+            t0 = time.perf_counter_ns()
+            fn()
+            if sync is not None:
+                sync()
+            if i >= warmup:
+                elapsed = (time.perf_counter_ns() - t0) / 1e6
+                times[name].append(elapsed)
+                timed_s += elapsed / 1000
+        i += 1
+    return {
+        name: Timing(items=items, times_ms=tuple(ts), warmup=warmup, meta={"interleaved": True})
+        for name, ts in times.items()
+    }

@@ -9,7 +9,7 @@ import pytest
 
 from cliprt.bench.inputs import make_images, make_texts, token_counter
 from cliprt.bench.parity import compare
-from cliprt.bench.timing import Timing, measure
+from cliprt.bench.timing import Timing, measure, measure_interleaved
 from cliprt.errors import InputError
 
 
@@ -60,3 +60,20 @@ def test_parity_figures() -> None:
     b[2] = -b[2]
     worse = compare(a, b)
     assert worse["min_cosine"] == pytest.approx(-1.0) and worse["n"] == 4
+
+
+def test_interleaved_round_robin_and_min_time() -> None:
+    order: list[str] = []
+    t = measure_interleaved(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+        items=2,
+        repeats=2,
+        warmup=1,
+    )
+    assert order == ["a", "b"] * 3
+    assert len(t["a"].times_ms) == len(t["b"].times_ms) == 2
+    # Cheap calls: more rounds until min_time_s, capped at max_repeats.
+    t = measure_interleaved(
+        {"a": lambda: None}, items=1, repeats=2, warmup=0, min_time_s=10, max_repeats=7
+    )
+    assert len(t["a"].times_ms) == 7

@@ -42,9 +42,8 @@ def test_writes_json_markdown_png(full_run: Path) -> None:
         "## Parity",
         "## Size on disk, peak memory, cold start",
         "## Every row",
-        "AMD"
-        if "AMD" in json.loads((full_run / "bench.json").read_text())["env"]["cpu"]["model"]
-        else "machine:",
+        "- machine: ",
+        "- versions: cliprt",
     ):
         assert section in md
 
@@ -73,7 +72,7 @@ def test_json_rows_cover_every_stage(full_run: Path) -> None:
         assert r["device"] == "cpu"
         for side in ("engine", "reference"):
             s = r[side]
-            assert len(s["times_ms"]) == s["repeats"] == 2, key
+            assert len(s["times_ms"]) == s["repeats"] >= 2, key  # cheap rows get more
             assert 0 < s["min_ms"] <= s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"] <= s["max_ms"]
             assert s["throughput_per_s"] > 0 and s["items"] == key[3]
         assert r["ratio_p50"] == pytest.approx(r["engine"]["p50_ms"] / r["reference"]["p50_ms"])
