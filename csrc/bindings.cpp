@@ -50,7 +50,7 @@ const T* vector_of(const py::object& obj, int64_t n, const char* name) {
 }
 
 py::tuple search(const py::array& database, const py::array& queries, int64_t k, int threads,
-                 const py::object& scales, const py::object& ids) {
+                 const py::object& scales, const py::object& ids, int64_t min_rows_per_thread) {
   cliprt::Database db;
   db.dtype = dtype_of(database);
   db.row_stride = row_stride_elems(database, "database");
@@ -76,7 +76,7 @@ py::tuple search(const py::array& database, const py::array& queries, int64_t k,
   int64_t* ip = out_ids.mutable_data();
   {
     py::gil_scoped_release release;
-    cliprt::search(db, qs, k, threads, sp, ip);
+    cliprt::search(db, qs, k, threads, sp, ip, min_rows_per_thread);
   }
   return py::make_tuple(out_scores, out_ids);
 }
@@ -93,10 +93,13 @@ uint64_t stream_read(const py::array& database, int threads) {
 void register_search(py::module_& m) {
   m.def("search", &search, py::arg("database"), py::arg("queries"), py::kw_only(), py::arg("k"),
         py::arg("threads") = 0, py::arg("scales") = py::none(), py::arg("ids") = py::none(),
+        py::arg("min_rows_per_thread") = 0,
         "Exact top-k by inner product. database: float32, float16 (or uint16 half bits) or "
         "int8 rows (n, d), rows contiguous, any row stride; int8 needs scales float32 (n,). "
         "queries: float32 (nq, d). ids: optional int64 (n,) returned instead of positions "
-        "(and used for the lower-id-first tie rule). threads <= 0: all hardware threads. "
+        "(and used for the lower-id-first tie rule). threads <= 0: all hardware threads; fewer "
+        "run when each would get under min_rows_per_thread rows (0: automatic; tests force "
+        "splitting with 1). "
         "Returns (scores float32 (nq, k), ids int64 (nq, k)); missing hits: -inf, -1.");
 }
 

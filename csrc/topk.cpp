@@ -26,8 +26,9 @@ inline bool better(const Hit& a, const Hit& b) {
 
 // Rows per block: the block's rows stay in L2 while every query tile passes over them.
 constexpr int64_t kBlockBytes = 96 * 1024;
-// Fewer rows than this per thread cost more in thread start-up than they save.
-constexpr int64_t kMinRowsPerThread = 256;
+// Work (row bytes x query groups) a thread must get to be worth starting: threads start
+// per call, and on a busy machine a new thread can wait milliseconds for a core.
+constexpr int64_t kMinBytesPerThread = 4 << 20;
 
 size_t elem_size(DType t) {
   switch (t) {
@@ -97,13 +98,11 @@ struct Worker {
 }  // namespace
 
 void search(const Database& db, const Queries& queries, int64_t k, int threads,
-            float* out_scores, int64_t* out_ids) {
+            float* out_scores, int64_t* out_ids, int64_t min_rows_per_thread) {
   const int64_t n = db.n, d = db.d, nq = queries.nq;
   const int64_t kk = std::min(k, n);
   const float ninf = -std::numeric_limits<float>::infinity();
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int64_t by_rows = std::max<int64_t>(1, (n + kMinRowsPerThread - 1) / kMinRowsPerThread);
-  const int nthreads = static_cast<int>(std::min<int64_t>(threads, by_rows));
 
   // Queries packed into zero-padded rows so the kernels may load whole vectors past d.
   const int64_t qstride = (d + kQueryAlign - 1) / kQueryAlign * kQueryAlign;
@@ -114,6 +113,10 @@ void search(const Database& db, const Queries& queries, int64_t k, int threads,
 
   const int64_t row_bytes = std::max<int64_t>(1, d * static_cast<int64_t>(elem_size(db.dtype)));
   const int64_t block = std::clamp<int64_t>(kBlockBytes / row_bytes / 8 * 8, 8, 1024);
+  if (min_rows_per_thread <= 0)
+    min_rows_per_thread = std::max<int64_t>(256, kMinBytesPerThread / (row_bytes * ((nq + 3) / 4)));
+  const int64_t by_rows = std::max<int64_t>(1, n / min_rows_per_thread);
+  const int nthreads = static_cast<int>(std::min<int64_t>(threads, by_rows));
 
   // Everything is allocated before any thread starts: a thread never throws.
   std::vector<Worker> workers(static_cast<size_t>(nthreads));

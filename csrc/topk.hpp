@@ -34,9 +34,11 @@ struct Queries {
   int64_t stride = 0;              // elements between query starts (>= d)
 };
 
-// Fills out_scores/out_ids (nq x k, row-major). threads <= 0 means all hardware threads.
+// Fills out_scores/out_ids (nq x k, row-major). threads <= 0 means all hardware threads;
+// fewer run when each would get less than min_rows_per_thread rows (<= 0: enough work to
+// outweigh starting a thread, see topk.cpp). Neither changes any score.
 void search(const Database& db, const Queries& queries, int64_t k, int threads,
-            float* out_scores, int64_t* out_ids);
+            float* out_scores, int64_t* out_ids, int64_t min_rows_per_thread = 0);
 
 // The ISAs this machine can run, worst first; the active one; and a switch for tests and
 // benchmarks (CLIPRT_ISA in the environment sets it at load). set_isa throws

@@ -124,6 +124,8 @@ class Index:
         self._dim = int(dim)
         self._dtype = dtype
         self._threads = 0 if threads is None else int(threads)
+        # Test hook: rows below which a thread is not started (0: the kernel decides).
+        self._min_rows_per_thread = 0
         self._n = 0
         self._rows = np.empty((0, self._dim), dtype=_DTYPES[dtype])
         self._scales = np.empty(0, dtype=np.float32)
@@ -283,6 +285,7 @@ class Index:
             threads=self._threads,
             scales=scales,
             ids=self._ids[: self._n],
+            min_rows_per_thread=self._min_rows_per_thread,
         )
 
     # -- files -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ def search(
     threads: int = 0,
     scales: npt.NDArray[np.float32] | None = None,
     ids: npt.NDArray[np.int64] | None = None,
+    min_rows_per_thread: int = 0,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """Exact top-k by inner product; (scores (nq, k), ids (nq, k)), missing hits -inf / -1."""
 

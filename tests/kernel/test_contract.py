@@ -26,6 +26,7 @@ def test_ties_put_lower_id_first_across_threads(isa: str, dtype: str) -> None:
     n, d = 3000, 24
     x = np.tile(np.linspace(-1, 1, d, dtype=np.float32), (n, 1))
     index = Index(d, dtype, threads=4)
+    index._min_rows_per_thread = 1
     # User ids in reverse order: the tie rule is on ids, not on row positions.
     index.add(x, ids=np.arange(n)[::-1] + 100)
     scores, ids = index.search(x[0], 7)
@@ -62,7 +63,7 @@ def test_nan_rows_never_returned(isa: str, dtype: str) -> None:
     x[::3, 5] = np.nan
     db = x.astype(dtype)
     q = rng.standard_normal((5, 40), dtype=np.float32)
-    scores, ids = _topk.search(db, q, k=250, threads=3)
+    scores, ids = _topk.search(db, q, k=250, threads=3, min_rows_per_thread=1)
     finite = np.flatnonzero(~np.isnan(x).any(axis=1))
     assert finite.size == 200
     assert np.isin(ids[:, :200], finite).all()

@@ -38,6 +38,7 @@ def make_index(n: int, d: int, dtype: str, seed: int = 0) -> tuple[Index, np.nda
     x = rng.standard_normal((n, d), dtype=np.float32)
     index = Index(d, dtype)
     index.add(x)
+    index._min_rows_per_thread = 1  # split even tiny databases over the threads
     return index, rng.standard_normal((max(BATCHES), d), dtype=np.float32)
 
 
@@ -113,6 +114,7 @@ def test_fuzz(
         x[rng.integers(0, n, n // 2)] = x[0]
     ids = rng.permutation(10 * n + 1)[:n].astype(np.int64)
     index = Index(d, dtype, threads=threads)
+    index._min_rows_per_thread = 1
     index.add(x, ids=ids)
     queries = rng.standard_normal((nq, d), dtype=np.float32)
     k = max(1, n + extra_k) if extra_k < 0 else max(1, min(n, 10) + extra_k)
