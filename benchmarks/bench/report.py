@@ -229,7 +229,7 @@ BREAKDOWN_HEADERS = [
     "side",
     "preprocess / tokenize ms",
     "tower ms",
-    "rest (decode, copies) ms",
+    "e2e - stages ms",
     "end to end ms",
 ]
 
@@ -318,9 +318,17 @@ def markdown(result: dict[str, Any]) -> str:
         f"- inputs: {len(result['inputs']['images'])} JPEG photos ({_image_sizes(result)}), "
         f"prompts of exactly {result['inputs']['seq_len']} tokens; token ids identical on both "
         f"sides: {result.get('token_ids_equal')}",
-        f"- timing: {cfg['warmup']} warm-up + {cfg['repeats']} timed calls per row; p50 "
+        f"- timing: {cfg['warmup']} warm-up + {cfg['repeats']} timed calls per row (rows "
+        "whose calls add up to under 1 s get up to 5x more; every time is in the JSON); p50 "
         "is the median; speedup = reference p50 / cliprt p50 (> 1: cliprt faster); "
-        "tower rows feed both sides the same tensors",
+        "tower rows feed both sides the same tensors; engine and reference calls alternate "
+        "round-robin, so load from other processes falls on both",
+        "- end to end: cliprt decodes images with as many workers as threads (its own "
+        "pipeline); the reference decodes in the calling thread, as a plain transformers "
+        "script does",
+        "- cold start: wall time from launching a fresh `python` to its first embedding "
+        "(interpreter, imports, load, first call); peak RSS: that process's VmHWM after "
+        f"embedding a batch of {max(cfg['batches'])} images and texts",
         f"- wall time of the benchmark: {result['wall_s']:.0f} s",
         "",
         "## Towers: cliprt vs the PyTorch reference",
@@ -328,6 +336,11 @@ def markdown(result: dict[str, Any]) -> str:
         *_table(HEADLINE_HEADERS, headline_rows(result)),
         "",
         "## Where the time goes (p50)",
+        "",
+        "End to end = file or string -> normalised embedding through each side's public "
+        "path. `e2e - stages` is what the two timed stages leave over: JPEG decoding and "
+        "copies; below zero where cliprt decodes the next images while the tower runs, or "
+        "within noise.",
         "",
         *_table(BREAKDOWN_HEADERS, _breakdown(result)),
         "",
