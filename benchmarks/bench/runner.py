@@ -295,9 +295,16 @@ class _Bench:
             ref_precisions = ("fp32", "fp16") if device == "cuda" else ("fp32",)
             for rp in ref_precisions:
                 self.progress.say(f"loading reference {rp} on {device} ...")
-                refs[rp] = Reference(
-                    self.model.reference, device=device, precision=rp, threads=cfg.threads
-                )
+                try:
+                    refs[rp] = Reference(
+                        self.model.reference, device=device, precision=rp, threads=cfg.threads
+                    )
+                except (OSError, ValueError) as exc:  # transformers' "not found / offline"
+                    raise InputError(
+                        f"the reference checkpoint {self.model.reference!r} cannot be loaded "
+                        f"({type(exc).__name__}: {str(exc)[:300]}); pass --reference "
+                        "CHECKPOINT (a local HF CLIP folder) or --no-reference"
+                    ) from exc
         from cliprt.bench.engine import Engine
 
         engines: dict[str, Engine] = {}

@@ -93,3 +93,13 @@ def test_topk_is_the_kernel_benchmark(capsys: pytest.CaptureFixture[str]) -> Non
         cliprt_main(["bench", "topk", "--help"])
     assert exc.value.code == 0
     assert capsys.readouterr().out
+
+
+def test_unloadable_reference(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty-checkpoint"
+    empty.mkdir()
+    args = ["bench", str(tiny_model_dir), "--reference", str(empty), "--towers", "text"]
+    assert cliprt_main([*args, "--batch", "1", "--cold-repeats", "0", "--quiet"]) == 1
+    assert "cannot be loaded" in capsys.readouterr().err
