@@ -59,6 +59,11 @@ class Reference:
         from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizerFast
 
         torch.set_num_threads(threads)
+        if device == "cuda":
+            # cliprt's CUDA sessions run with use_tf32=0; cuDNN convolutions (the patch
+            # embedding) would otherwise use TF32 on the reference side only.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         self.checkpoint = str(checkpoint)
         self.device = torch.device(device)
         self.precision = precision
