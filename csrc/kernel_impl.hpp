@@ -96,9 +96,17 @@ inline void score_block_t(const BlockArgs& a) {
     return;
   }
   int64_t q0 = 0;
+  // nq >= 3 here; the first tile may still be a remainder when nq < Q.
+  if (a.nq < Ops::Q) {
+    rows_loop_q<T, Ops::R, true>(a, 0, a.nq);
+    return;
+  }
   // The query loop is outside the row loop: a tile's Q queries stay in L1 while the
   // block's rows (sized by the driver to fit L2) stream past them.
-  for (; q0 + Ops::Q <= a.nq; q0 += Ops::Q) rows_loop<T, Ops::R, Ops::Q>(a, q0);
+  // Only the first pass reads the block from memory: it prefetches (the next block's head
+  // included); later passes find the rows in L2.
+  rows_loop<T, Ops::R, Ops::Q, true>(a, 0);
+  for (q0 = Ops::Q; q0 + Ops::Q <= a.nq; q0 += Ops::Q) rows_loop<T, Ops::R, Ops::Q>(a, q0);
   if (q0 < a.nq) rows_loop_q<T, Ops::R>(a, q0, a.nq - q0);
 }
 
