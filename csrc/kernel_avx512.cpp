@@ -2,6 +2,12 @@
 // masked loads, which never touch memory past the row. VNNI is not used: queries stay
 // fp32 (quantising them would change the int8 contract, see topk.hpp).
 #if defined(__x86_64__) || defined(_M_X64)
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12's AVX-512 headers initialise "undefined" vectors from themselves (GCC bug
+// 105593), a false -Wuninitialized in every inlined intrinsic.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstdint>
