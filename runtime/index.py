@@ -54,6 +54,8 @@ _ALIGN = 64
 _DTYPES = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16), "int8": np.dtype(np.int8)}
 _DTYPE_CODES = {"fp32": 0, "fp16": 1, "int8": 2}
 _HASH_CHUNK = 64 << 20  # bytes hashed per step, so a large mmap is never copied whole
+_CHUNK_ROWS = 65536  # rows checked / converted per step in add
+_FP16_MAX = 65504.0
 
 
 def available_isas() -> list[str]:
@@ -179,26 +181,40 @@ class Index:
             )
         _check_rows("vectors", vectors, self._dim)
         m = vectors.shape[0]
-        if not np.isfinite(vectors).all():
-            bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
-            raise InputError(
-                f"vectors contain NaN or inf (first in row {bad}); remove or fix those "
-                f"rows before adding."
-            )
+        # Checked and converted in chunks of rows: temporaries stay small for any n.
+        for start in range(0, m, _CHUNK_ROWS):
+            chunk = vectors[start : start + _CHUNK_ROWS]
+            finite = np.isfinite(chunk).all(axis=1)
+            if not finite.all():
+                bad = start + int(np.flatnonzero(~finite)[0])
+                raise InputError(
+                    f"vectors contain NaN or inf (first in row {bad}); remove or fix those "
+                    f"rows before adding."
+                )
+            if self._dtype == "fp16" and chunk.dtype == np.float32:
+                big = np.abs(chunk).max(axis=1) > _FP16_MAX
+                if big.any():
+                    bad = start + int(np.flatnonzero(big)[0])
+                    raise InputError(
+                        f"row {bad} has values beyond the fp16 range (|x| > {_FP16_MAX:g}); "
+                        f"use an fp32 or int8 index, or normalise the vectors."
+                    )
         new_ids = self._check_ids(ids, m)
         self._reserve(self._n + m)
-        end = self._n + m
-        if self._dtype == "int8":
-            amax = np.abs(vectors).max(axis=1).astype(np.float32)
-            scale = amax / np.float32(127.0)
-            safe = np.where(scale > 0, scale, np.float32(1.0))
-            q = np.rint(vectors / safe[:, None])
-            self._rows[self._n : end] = np.clip(q, -127, 127).astype(np.int8)
-            self._scales[self._n : end] = scale
-        else:
-            self._rows[self._n : end] = vectors
-        self._ids[self._n : end] = new_ids
-        self._n = end
+        for start in range(0, m, _CHUNK_ROWS):
+            chunk = vectors[start : start + _CHUNK_ROWS]
+            lo = self._n + start
+            hi = lo + chunk.shape[0]
+            if self._dtype == "int8":
+                scale = np.abs(chunk).max(axis=1) / np.float32(127.0)
+                safe = np.where(scale > 0, scale, np.float32(1.0))
+                q = np.rint(chunk / safe[:, None])
+                self._rows[lo:hi] = np.clip(q, -127, 127).astype(np.int8)
+                self._scales[lo:hi] = scale
+            else:
+                self._rows[lo:hi] = chunk
+        self._ids[self._n : self._n + m] = new_ids
+        self._n += m
 
     def _check_ids(self, ids: np.ndarray | Sequence[int] | None, m: int) -> np.ndarray:
         if ids is None:

@@ -122,6 +122,18 @@ def test_int8_quantization_contract() -> None:
     assert scores[0, ids[0].tolist().index(3)] == 0.0
 
 
+def test_add_converts_in_chunks_without_seams() -> None:
+    x = np.random.default_rng(4).standard_normal((70_000, 3), dtype=np.float32)
+    index = Index(3, "int8")
+    index.add(x, ids=np.arange(70_000) + 1)
+    np.testing.assert_allclose(index._scales[:70_000], np.abs(x).max(axis=1) / 127, rtol=1e-6)
+    assert index._ids[:70_000].tolist() == list(range(1, 70_001))
+    bad = x.copy()
+    bad[66_000, 1] = np.inf
+    with pytest.raises(InputError, match="first in row 66000"):
+        Index(3).add(bad)
+
+
 def test_fp16_index_takes_float16_and_float32() -> None:
     x = np.random.default_rng(2).standard_normal((10, 8), dtype=np.float32)
     a, b = Index(8, "fp16"), Index(8, "fp16")
@@ -129,6 +141,15 @@ def test_fp16_index_takes_float16_and_float32() -> None:
     b.add(x.astype(np.float16))
     np.testing.assert_array_equal(a._rows[:10], b._rows[:10])
     assert a._rows.dtype == np.float16
+
+
+def test_fp16_index_refuses_values_beyond_half_range() -> None:
+    x = np.ones((3, 4), np.float32)
+    x[2, 1] = 1e5
+    index = Index(4, "fp16")
+    with pytest.raises(InputError, match=r"row 2 has values beyond the fp16 range"):
+        index.add(x)
+    assert len(index) == 0
 
 
 def test_scores_accumulate_in_fp32_not_fp16() -> None:
