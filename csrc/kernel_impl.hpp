@@ -10,9 +10,9 @@
 // size, thread count and block split.
 //
 // Expects: <cstdint> and kernel.hpp included, `Ops` declared in the enclosing namespace.
-// Ops: V, W, R_FEW (rows per tile for 1-2 queries of 1- or 2-byte rows; fp32 rows use
-// one: a single sequential stream is already faster than memory), R, Q (rows x queries of
-// the main tile), zero(), fma(a, b, c) = a*b+c, hsum(V), loadq(const float*),
+// Ops: V, W, R_FEW (rows per tile for 1-2 queries of int8 rows; fp32 and fp16 rows use
+// one: a single sequential stream is already faster than memory, and measured faster than
+// interleaved rows), R, Q (rows x queries of the main tile), zero(), fma(a, b, c) = a*b+c, hsum(V), loadq(const float*),
 // load(const T*), load_part(const T*, int64_t n) for T in {float, uint16_t, int8_t}.
 
 template <class T, int R, int Q, bool PF = false>
@@ -31,7 +31,9 @@ inline void tile(const T* rows, int64_t stride, const float* scales, int64_t d,
     typename Ops::V rv[R];
     for (int r = 0; r < R; ++r) rv[r] = Ops::load(rows + r * stride + i);
     if (PF) {
-      for (int64_t p = 0; p < kStep; p += 64) __builtin_prefetch(next + p);
+      // One prefetch per 64-byte line: every iteration, or every 64 / kStep of them.
+      if (kStep >= 64 || (i / Ops::W) % (64 / kStep) == 0)
+        for (int64_t p = 0; p < kStep || p == 0; p += 64) __builtin_prefetch(next + p);
       next += kStep;
     }
     for (int j = 0; j < Q; ++j) {
@@ -89,9 +91,9 @@ template <class T>
 inline void score_block_t(const BlockArgs& a) {
   static_assert(Ops::Q <= 8, "rows_loop_q handles at most 8 queries per tile");
   if (a.nq <= 2) {
-    // One or two queries: the scan is memory-bound; more rows per tile keep enough
-    // independent FMA chains in flight.
-    constexpr int RF = sizeof(T) == 4 ? 1 : Ops::R_FEW;
+    // One or two queries: the scan is memory-bound. A single FMA chain per row keeps up
+    // with memory for fp32/fp16; int8 (4 x more rows per byte) needs R_FEW chains.
+    constexpr int RF = sizeof(T) >= 2 ? 1 : Ops::R_FEW;
     rows_loop_q<T, RF, true>(a, 0, a.nq);
     return;
   }

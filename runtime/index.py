@@ -13,6 +13,11 @@ Precision contract:
       "Exact" means the exact top-k of the *dequantized* rows ``s_r * q_r``, not of the
       vectors originally added.
 
+Reproducibility: a score depends only on the row, the query and the instruction set the
+kernel runs (``available_isas()``; ``CLIPRT_ISA`` forces one), never on the batch the
+query came in or the thread count. Each ISA has its own fixed summation order, so scores
+from different ISAs may differ in the last bits.
+
 Ordering: results are sorted by score descending; equal scores put the lower id first.
 When ``k`` exceeds the number of rows the tail of each result row holds id -1 and score
 -inf (FAISS's convention). Rows whose score is NaN (a NaN in the row) never appear.
