@@ -1,0 +1,34 @@
+"""The top-k benchmark runs end to end on a tiny database and reports what it promises."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cliprt.bench import topk_bench
+
+
+def test_run_reports_every_method_and_ratio() -> None:
+    rows = topk_bench.run([300], dim=16, k=5, batches=[1, 3], threads=2, repeats=1)
+    methods = {(r["method"], r["dtype"]) for r in rows}
+    assert {("cliprt", "fp32"), ("cliprt", "fp16"), ("cliprt", "int8")} <= methods
+    assert ("numpy matmul+argpartition", "fp32") in methods
+    for r in rows:
+        assert r["ms"] > 0 and r["floor_ms"] > 0 and r["bytes"] > 0
+        # Fields are rounded to 3 decimals; the fraction was computed before rounding.
+        assert r["floor_fraction"] == pytest.approx(r["floor_ms"] / r["ms"], rel=0.1, abs=1e-3)
+    cliprt_fp32 = next(r for r in rows if r["method"] == "cliprt" and r["dtype"] == "fp32")
+    assert cliprt_fp32["bytes"] == 300 * 16 * 4
+
+
+def test_main_writes_markdown_and_json(tmp_path: Path) -> None:
+    out = tmp_path / "topk.md"
+    argv = ["--n", "200", "--dim", "8", "--batches", "1", "--repeats", "1", "--out", str(out)]
+    assert topk_bench.main(argv) == 0
+    text = out.read_text()
+    assert "## N = 200, D = 8, k = 10, 2 threads" in text
+    assert "cliprt ISA:" in text and "versions:" in text
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["environment"]["threads"] == 2 and data["results"]
