@@ -100,11 +100,17 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 def headline_rows(result: dict[str, Any]) -> list[list[str]]:
     """Tower-only rows: the engine against the reference on identical tensors."""
+    cos = {
+        (p["tower"], p["precision"], p["device"]): p["min_cosine"]
+        for p in result["parity"]
+        if p["kind"] == "tower"
+    }
     out = []
     for r in sorted_rows(result):
         if r["stage"] != "tower":
             continue
         ref = r["reference"]
+        c = cos.get((r["tower"], r["precision"], r["device"]))
         out.append(
             [
                 r["tower"],
@@ -116,6 +122,7 @@ def headline_rows(result: dict[str, Any]) -> list[list[str]]:
                 _x(r["speedup"]),
                 _ips(r["engine"]["throughput_per_s"]),
                 _ips(ref["throughput_per_s"]) if ref else "-",
+                "-" if c is None else f"{c:.6f}",
             ]
         )
     return out
@@ -131,6 +138,7 @@ HEADLINE_HEADERS = [
     "speedup",
     "cliprt items/s",
     "reference items/s",
+    "min cosine vs reference",
 ]
 
 
