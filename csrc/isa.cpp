@@ -1,5 +1,10 @@
 // Run-time ISA choice: what the CPU supports, the best by default, CLIPRT_ISA to force
 // one (tests and benchmarks), set_isa for the test suite.
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <immintrin.h>
+#include <intrin.h>
+#endif
+
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
@@ -21,6 +26,25 @@ struct Isa {
 bool always() { return true; }
 
 #if defined(__x86_64__) || defined(_M_X64)
+#if defined(_MSC_VER) && !defined(__clang__)
+// cpuid bits, and XCR0 for the OS saving the wider registers.
+bool cpuid_bit(int leaf, int sub, int reg, int bit) {
+  int r[4];
+  __cpuidex(r, leaf, sub);
+  return (r[reg] >> bit) & 1;
+}
+bool os_saves(unsigned long long mask) {
+  return cpuid_bit(1, 0, 2, 27) && (_xgetbv(0) & mask) == mask;  // OSXSAVE, then XCR0
+}
+bool has_avx2() {
+  return os_saves(0x6) && cpuid_bit(7, 0, 1, 5) && cpuid_bit(1, 0, 2, 12) &&
+         cpuid_bit(1, 0, 2, 29);  // AVX2, FMA, F16C
+}
+bool has_avx512() {
+  return has_avx2() && os_saves(0xe6) && cpuid_bit(7, 0, 1, 16) && cpuid_bit(7, 0, 1, 30) &&
+         cpuid_bit(7, 0, 1, 31);  // AVX512F, BW, VL
+}
+#else
 // __builtin_cpu_supports also checks that the OS saves the wider registers (XCR0).
 bool has_avx2() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -30,6 +54,7 @@ bool has_avx512() {
   return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl");
 }
+#endif
 #endif
 
 // Worst first; the last supported one is the default.

@@ -7,6 +7,16 @@
 
 namespace cliprt {
 
+// A read prefetch hint (never faults, whatever the address).
+#if defined(__GNUC__) || defined(__clang__)
+#define CLIPRT_PREFETCH(p) __builtin_prefetch(p)
+#elif defined(_M_X64)
+#include <xmmintrin.h>
+#define CLIPRT_PREFETCH(p) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0)
+#else
+#define CLIPRT_PREFETCH(p) ((void)(p))
+#endif
+
 // Queries are packed by the driver into zero-padded rows of kQueryAlign-multiple length,
 // so a kernel may load whole vectors of a query past d.
 constexpr int64_t kQueryAlign = 16;

@@ -33,7 +33,7 @@ inline void tile(const T* rows, int64_t stride, const float* scales, int64_t d,
     if (PF) {
       // One prefetch per 64-byte line: every iteration, or every 64 / kStep of them.
       if (kStep >= 64 || (i / Ops::W) % (64 / kStep) == 0)
-        for (int64_t p = 0; p < kStep || p == 0; p += 64) __builtin_prefetch(next + p);
+        for (int64_t p = 0; p < kStep || p == 0; p += 64) CLIPRT_PREFETCH(next + p);
       next += kStep;
     }
     for (int j = 0; j < Q; ++j) {
