@@ -41,7 +41,7 @@ from cliprt.runtime.providers import (
     resolve_precision,
 )
 from cliprt.runtime.providers import session_options as make_session_options
-from cliprt.runtime.sessions import TowerSession
+from cliprt.runtime.sessions import TowerSession, _set_config
 from cliprt.runtime.tokenizer import ClipTokenizer, check_texts
 
 logger = logging.getLogger("cliprt.runtime")
@@ -370,6 +370,11 @@ def _tower_session(
         if session_options is not None
         else make_session_options(threads=threads, spinning=spinning)
     )
+    if prec == "int8" and not manifest.export.get("int8", {}).get("reduce_range", True):
+        # 8-bit weights (reduce_range off, chosen on a VNNI exporter) overflow the u8s8
+        # instructions of x86 CPUs without VNNI; this makes onnxruntime widen them there
+        # and is a no-op on VNNI machines.
+        _set_config(opts, "session.x64quantprecision", "1")
     return TowerSession(
         verified_path(folder, variant),
         name=tower,
