@@ -10,10 +10,11 @@
 // size, thread count and block split.
 //
 // Expects: <cstdint> and kernel.hpp included, `Ops` declared in the enclosing namespace.
-// Ops: V, W, R_FEW (rows per tile for 1-2 queries of int8 rows; fp32 and fp16 rows use
-// one: a single sequential stream is already faster than memory, and measured faster than
-// interleaved rows), R, Q (rows x queries of the main tile), zero(), fma(a, b, c) = a*b+c, hsum(V), loadq(const float*),
-// load(const T*), load_part(const T*, int64_t n) for T in {float, uint16_t, int8_t}.
+// Ops: V, W; R_FEW (rows per tile for 1-2 queries of int8 rows; fp32 and fp16 rows use
+// one: a single sequential stream keeps up with memory and measured faster than
+// interleaved rows); R, Q (rows x queries of the main tile); zero(), fma(a, b, c) = a*b+c,
+// hsum(V), loadq(const float*), load(const T*), load_part(const T*, int64_t n) for T in
+// {float, uint16_t, int8_t}.
 
 template <class T, int R, int Q, bool PF = false>
 inline void tile(const T* rows, int64_t stride, const float* scales, int64_t d,
@@ -23,6 +24,8 @@ inline void tile(const T* rows, int64_t stride, const float* scales, int64_t d,
   // prefetchers follow poorly.
   const char* next = reinterpret_cast<const char*>(rows) + kPrefetchBytes;
   constexpr int64_t kStep = R * Ops::W * static_cast<int64_t>(sizeof(T));
+  // One prefetch per 64-byte line: each iteration (kStep >= 64) or every kEvery of them.
+  constexpr int64_t kEvery = kStep >= 64 ? 1 : 64 / kStep;
   typename Ops::V acc[R][Q];
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < Q; ++j) acc[r][j] = Ops::zero();
@@ -30,9 +33,8 @@ inline void tile(const T* rows, int64_t stride, const float* scales, int64_t d,
   for (; i + Ops::W <= d; i += Ops::W) {
     typename Ops::V rv[R];
     for (int r = 0; r < R; ++r) rv[r] = Ops::load(rows + r * stride + i);
-    if (PF) {
-      // One prefetch per 64-byte line: every iteration, or every 64 / kStep of them.
-      if (kStep >= 64 || (i / Ops::W) % (64 / kStep) == 0)
+    if constexpr (PF) {
+      if (kEvery == 1 || (i / Ops::W) % kEvery == 0)
         for (int64_t p = 0; p < kStep || p == 0; p += 64) CLIPRT_PREFETCH(next + p);
       next += kStep;
     }
