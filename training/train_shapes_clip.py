@@ -102,22 +102,38 @@ def _states(template: str, word: str) -> bool:
     return "{" + word + "}" in template
 
 
+def template_of(spec: shapes.ShapeSpec, template: int) -> str:
+    """The template text that spec.caption(template) fills."""
+    templates = shapes.TEMPLATES if spec.colour != shapes.UNNAMED else shapes.SHAPE_TEMPLATES
+    return templates[template % len(templates)]
+
+
 def positives(specs: list[shapes.ShapeSpec], templates: list[int]) -> torch.Tensor:
-    """(n, n) bool: caption i (spec i under TEMPLATES[templates[i]]) truly describes image j."""
+    """(n, n) bool: caption i (spec i's caption(templates[i])) truly describes image j.
+
+    A caption of an unnamed-colour image states no colour; a named-colour caption never
+    describes an unnamed-colour image (its colour has no name)."""
 
     def codes(attr: str) -> np.ndarray:
         return np.array([hash(getattr(s, attr)) for s in specs])
 
     colour, shape, size, bg = codes("colour"), codes("shape"), codes("size"), codes("background")
-    says_size = np.array([_states(shapes.TEMPLATES[t], "size") for t in templates])
-    says_bg = np.array([_states(shapes.TEMPLATES[t], "bg") for t in templates])
+    used = [template_of(s, t) for s, t in zip(specs, templates, strict=True)]
+    says_colour, says_shape, says_size, says_bg = (
+        np.array([_states(t, word) for t in used]) for word in ("colour", "shape", "size", "bg")
+    )
 
     def same(c: np.ndarray) -> np.ndarray:
         return c[:, None] == c[None, :]
 
-    pos = same(colour) & same(shape)
-    pos &= ~says_size[:, None] | same(size)
-    pos &= ~says_bg[:, None] | same(bg)
+    pos = np.ones((len(specs), len(specs)), dtype=bool)
+    for says, code in (
+        (says_colour, colour),
+        (says_shape, shape),
+        (says_size, size),
+        (says_bg, bg),
+    ):
+        pos &= ~says[:, None] | same(code)
     return torch.from_numpy(pos)
 
 
@@ -163,6 +179,7 @@ def train(
     lr: float,
     seed: int,
     threads: int,
+    unnamed_fraction: float = 0.25,
     log_every: int = 50,
 ) -> dict[str, Any]:
     """Trains from scratch and saves the checkpoint to `out`; returns the training figures."""
@@ -202,7 +219,14 @@ def train(
     losses = []
     for step in range(steps):
         t_r = time.perf_counter()
-        specs = shapes.sample_specs(batch_size, seed=int(rng.integers(2**31)), split="train")
+        n_unnamed = int(batch_size * unnamed_fraction)
+        specs = shapes.sample_specs(
+            batch_size - n_unnamed, seed=int(rng.integers(2**31)), split="train"
+        )
+        specs += [
+            shapes.unnamed_colour_spec(rng, shape=shapes.SHAPES[int(rng.integers(6))])
+            for _ in range(n_unnamed)
+        ]
         templates = [int(t) for t in rng.integers(len(shapes.TEMPLATES), size=batch_size)]
         px = pixels([shapes.render(s, IMAGE_SIZE) for s in specs])
         ids = tokens([s.caption(t) for s, t in zip(specs, templates, strict=True)])
@@ -238,6 +262,7 @@ def train(
         "steps": steps,
         "batch_size": batch_size,
         "lr": lr,
+        "unnamed_colour_fraction": unnamed_fraction,
         "images_seen": steps * batch_size,
         "train_seconds": round(train_s, 1),
         "render_seconds": round(render_s, 1),
@@ -269,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     # train ~2.5x slower per CPU-second; on an idle box 2 threads are ~1.5x faster.
     # The thread count changes float reductions, hence the last bits of the weights.
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--unnamed-fraction",
+        type=float,
+        default=0.25,
+        help="share of each batch drawn in unnamed colours, captioned by shape only",
+    )
     args = parser.parse_args(argv)
     figures = train(
         args.out,
@@ -277,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         seed=args.seed,
         threads=args.threads,
+        unnamed_fraction=args.unnamed_fraction,
     )
     print(json.dumps(figures, indent=2))
     return 0

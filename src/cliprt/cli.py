@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from cliprt.errors import CliprtError
 
 # Modules exposing `register(subparsers)`. A command is listed only once it works.
-_COMMAND_MODULES: tuple[str, ...] = ("cliprt.export.cli", "cliprt.runtime.cli", "cliprt.bench.cli")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "cliprt.export.cli",
+    "cliprt.runtime.cli",
+    "cliprt.demo",
+    "cliprt.bench.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

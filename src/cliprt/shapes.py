@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -40,6 +40,9 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (20, 20, 20),
 }
 
+# The colour of a shape drawn in none of COLOURS (see unnamed_colour_spec).
+UNNAMED = "unnamed"
+
 SIZES: tuple[str, ...] = ("small", "large")
 BACKGROUNDS: tuple[str, ...] = ("plain", "noisy", "striped", "checkered")
 
@@ -59,7 +62,7 @@ HELD_OUT: tuple[tuple[str, str], ...] = (
 ALL_COMBOS: tuple[tuple[str, str], ...] = tuple((c, s) for c in COLOURS for s in SHAPES)
 TRAIN_COMBOS: tuple[tuple[str, str], ...] = tuple(c for c in ALL_COMBOS if c not in HELD_OUT)
 
-# Caption templates; {size}/{bg} are optional detail a caption may or may not state.
+# Caption templates; {size}/{bg} are detail a caption may or may not state.
 TEMPLATES: tuple[str, ...] = (
     "a photo of a {size} {colour} {shape}",
     "a {size} {colour} {shape}",
@@ -68,6 +71,9 @@ TEMPLATES: tuple[str, ...] = (
     "a picture of a {size} {colour} {shape} on a {bg} background",
     "a drawing of a {colour} {shape}",
 )
+
+# Captions of shapes drawn in an unnamed colour (see unnamed_colour_spec).
+SHAPE_TEMPLATES: tuple[str, ...] = ("a photo of a {shape}", "a {size} {shape}")
 
 # The zero-shot label prompt of a colour-shape combination.
 LABEL_TEMPLATE = "a photo of a {colour} {shape}"
@@ -99,9 +105,11 @@ class ShapeSpec:
     seed: int
 
     def caption(self, template: int = 0) -> str:
-        """The caption of this image under TEMPLATES[template]."""
+        """The caption of this image under TEMPLATES[template] (SHAPE_TEMPLATES for an
+        unnamed colour)."""
+        templates = TEMPLATES if self.colour != UNNAMED else SHAPE_TEMPLATES
         return _fill(
-            TEMPLATES[template],
+            templates[template % len(templates)],
             size=self.size,
             colour=self.colour,
             shape=self.shape,
@@ -175,6 +183,30 @@ def sample_spec(
         bg_rgb=bg_rgb,  # type: ignore[arg-type]
         seed=int(rng.integers(2**31)),
     )
+
+
+def nearest_colour(rgb: tuple[int, int, int] | np.ndarray) -> str:
+    """The name of the COLOURS entry nearest to `rgb` (Euclidean in RGB)."""
+    names = list(COLOURS)
+    d = np.linalg.norm(
+        np.array([COLOURS[n] for n in names], float) - np.asarray(rgb, float), axis=1
+    )
+    return names[int(np.argmin(d))]
+
+
+def unnamed_colour_spec(rng: np.random.Generator, *, shape: str) -> ShapeSpec:
+    """A `shape` in a random colour, captioned by shape only (SHAPE_TEMPLATES).
+
+    Such images teach shape features that do not depend on colour. A colour whose
+    nearest named colour would form a HELD_OUT combination with `shape` is redrawn, so
+    that no training image approaches a held-out combination.
+    """
+    spec = sample_spec(rng, colour="red", shape=shape)
+    while True:
+        rgb = tuple(int(v) for v in rng.integers(0, 256, 3))
+        if (nearest_colour(rgb), shape) not in HELD_OUT:
+            break
+    return replace(spec, colour=UNNAMED, rgb=rgb)  # type: ignore[arg-type]
 
 
 def _background(spec: ShapeSpec, side: int) -> np.ndarray:

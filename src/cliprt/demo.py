@@ -1,0 +1,312 @@
+"""`cliprt demo`: the Quickstart's main job, on the embedded `shapes` model.
+
+1. Export (needs the `export` extra): the shipped HF checkpoint (models/shapes-checkpoint)
+   -> a model folder in fp32, fp16 and int8, each validated against PyTorch.
+2. Zero-shot classification (CLIP's first use case): generated images against label
+   prompts, probabilities best first.
+3. Image search (the second): an Index over generated images, queried by text.
+4. A short bench: median latency of image and text embedding at batch 1 and 8,
+   PyTorch (transformers CLIPModel, when installed) vs cliprt fp32 and int8.
+
+Without torch the export and PyTorch parts are skipped (and say so) and everything else
+runs on the shipped model folder (models/shapes), so the demo works on a runtime-only
+install. Images come from `cliprt.shapes` (Pillow + numpy), written as PNG files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cliprt.errors import CliprtError, InputError, ModelFolderError
+
+SHIPPED_MODEL = "shapes"
+SHIPPED_CHECKPOINT = "shapes-checkpoint"
+EXPORT_HINT = 'pip install "cliprt[export]"'
+
+# Use case 1: a few images and the label sets they are classified against.
+_CLASSIFY_SEED = 7
+_SEARCH_SEED = 11
+_QUERIES = (
+    "a photo of a large blue square",
+    "a large yellow star",
+    "a photo of a red circle",  # red circles were held out of training
+    "a green cross on a checkered background",
+)
+
+
+def register(subparsers: Any) -> None:
+    """Adds the `demo` subcommand."""
+    p = subparsers.add_parser(
+        "demo",
+        help="export, classify, search and bench the embedded `shapes` model",
+        description="The Quickstart: export the embedded `shapes` CLIP checkpoint (with the "
+        "export extra), classify generated images zero-shot, search them by text, and bench "
+        "cliprt against PyTorch.",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the exported model and the demo images (default: a temporary one)",
+    )
+    p.add_argument("--threads", type=int, default=2, help="threads for PyTorch and cliprt (2)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="skip the export (use the shipped folder) and bench with few repetitions",
+    )
+    p.set_defaults(handler=run)
+
+
+def _has_export_extra() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "onnx"))
+
+
+def shipped_path(name: str) -> Path:
+    """The folder of a file set shipped inside the package (models/<name>).
+
+    Raises:
+        ModelFolderError: the installed package lacks it.
+    """
+    path = Path(str(resources.files("cliprt") / "models" / name))
+    if not path.is_dir():
+        raise ModelFolderError(
+            f"the cliprt package has no models/{name} folder at {path}; reinstall cliprt "
+            "(pip install --force-reinstall cliprt) or pass a model folder to `cliprt classify`"
+        )
+    return path
+
+
+def _section(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The demo (see the module docstring); returns the exit status."""
+    if args.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {args.threads}")
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cliprt-demo-") as tmp:
+        out = Path(args.out) if args.out is not None else Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        _run(args, out)
+    print(f"\ndemo done in {time.perf_counter() - t_start:.1f} s")
+    return 0
+
+
+def _run(args: argparse.Namespace, out: Path) -> None:
+    import cliprt
+
+    has_torch = _has_export_extra()
+    checkpoint = shipped_path(SHIPPED_CHECKPOINT)
+    print("cliprt demo: the embedded `shapes` model, a small CLIP trained on synthetic shapes")
+    print(f"  checkpoint: {checkpoint}")
+
+    _section("1. export: HF checkpoint -> ONNX model folder")
+    if args.quick or not has_torch:
+        model_ref: str | Path = SHIPPED_MODEL
+        why = f"needs the export extra: {EXPORT_HINT}" if not has_torch else "--quick"
+        print(f"  skipped ({why}); using the shipped model folder {shipped_path(SHIPPED_MODEL)}")
+    else:
+        from cliprt.export import export_model
+
+        model_ref = out / "shapes-onnx"
+        export_model(
+            str(checkpoint),
+            model_ref,
+            precisions=("fp32", "fp16", "int8"),
+            force=True,
+            progress=lambda line: print(f"  {line}", flush=True),
+        )
+        print(f"  -> {model_ref}")
+
+    model = cliprt.load(model_ref, precision="fp32", device="cpu", threads=args.threads)
+    _classify(model, out)
+    _search(model, out)
+    _bench(model_ref, checkpoint if has_torch else None, args.threads, quick=args.quick)
+    if not has_torch:
+        print(f"\nexport and the PyTorch comparison need the export extra: {EXPORT_HINT}")
+
+
+def _write_images(images: list[Any], folder: Path, stem: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, im in enumerate(images):
+        path = folder / f"{stem}-{i:02d}.png"
+        im.save(path)
+        paths.append(path)
+    return paths
+
+
+def _classify(model: Any, out: Path) -> None:
+    import numpy as np
+
+    from cliprt import shapes
+
+    _section("2. zero-shot classification (images vs label prompts)")
+    wanted = [
+        ("red", "circle", "large"),  # held out of training
+        ("blue", "square", "small"),
+        ("purple", "diamond", "large"),  # held out of training
+        ("green", "triangle", "small"),
+    ]
+    rng = np.random.default_rng(_CLASSIFY_SEED)
+    specs = [shapes.sample_spec(rng, colour=c, shape=s, size=z) for c, s, z in wanted]
+    paths = _write_images([shapes.render(s) for s in specs], out / "images", "classify")
+    labels = shapes.label_prompts()
+    probs = model.classify(paths, labels)
+    small_set = ["a photo of a circle", "a photo of a square", "a photo of a triangle"]
+    small_set += ["a photo of a star", "a photo of a cross", "a photo of a diamond"]
+    probs_small = model.classify(paths, small_set)
+    correct = 0
+    for spec, path, p, q in zip(specs, paths, probs, probs_small, strict=True):
+        held = (
+            " (combination held out of training)"
+            if (spec.colour, spec.shape) in shapes.HELD_OUT
+            else ""
+        )
+        print(f"\n  {path.name}: {spec.caption(4)}{held}")
+        print("    48 colour-shape labels, top 3:")
+        for j in np.argsort(-p)[:3]:
+            print(f"      {p[j]:6.1%}  {labels[j]}")
+        best = labels[int(np.argmax(p))]
+        ok = best == spec.label()
+        correct += ok
+        print(f"    best label: {best}  [{'right' if ok else 'wrong'}]")
+        shape_best = int(np.argmax(q))
+        print(f"    6 shape labels: best {small_set[shape_best]!r} ({q[shape_best]:.1%})")
+    print(f"\n  {correct}/{len(specs)} images got their colour-shape label")
+
+
+def _search(model: Any, out: Path) -> None:
+    from cliprt import shapes
+
+    _section("3. image search (text -> images)")
+    images, specs = shapes.generate(50, seed=_SEARCH_SEED, split="all")
+    paths = _write_images(images, out / "images", "search")
+    t0 = time.perf_counter()
+    index = model.build_index(paths)
+    print(f"  indexed {len(index)} generated images in {time.perf_counter() - t0:.2f} s")
+    scores, ids = model.search(index, texts=list(_QUERIES), k=3)
+    print("  (match: the image is what the query says)")
+    for query, row_s, row_i in zip(_QUERIES, scores, ids, strict=True):
+        print(f"\n  query: {query!r}")
+        for s, i in zip(row_s, row_i, strict=True):
+            spec = specs[int(i)]
+            mark = "match" if _matches(query, spec) else "     "
+            print(f"    {s:.3f}  {mark}  {paths[int(i)].name}  {spec.caption(4)}")
+
+
+def _matches(query: str, spec: Any) -> bool:
+    """Whether every size, colour, shape and background word of `query` fits `spec`."""
+    from cliprt import shapes
+
+    vocabulary = {*shapes.SIZES, *shapes.COLOURS, *shapes.SHAPES, *shapes.BACKGROUNDS}
+    stated = set(query.split()) & vocabulary
+    return stated <= {spec.size, spec.colour, spec.shape, spec.background}
+
+
+def _median_ms(fn: Callable[[], Any], reps: int) -> float:
+    fn()  # warm-up: first calls allocate
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quick: bool) -> None:
+    import cliprt
+    from cliprt import shapes
+
+    _section(f"4. bench: median latency, ms ({threads} threads, CPU)")
+    reps = 5 if quick else 30
+    images, specs = shapes.generate(8, seed=3)
+    texts = [s.caption(0) for s in specs]
+    cases = [(f"image x{b}", "image", b) for b in (1, 8)] + [
+        (f"text x{b}", "text", b) for b in (1, 8)
+    ]
+    columns: dict[str, dict[str, float]] = {}
+    if checkpoint is not None:
+        columns["PyTorch"] = _bench_pytorch(checkpoint, threads, images, texts, cases, reps)
+    for precision in ("fp32", "int8"):
+        model = cliprt.load(model_ref, precision=precision, device="cpu", threads=threads)
+        fns = {
+            "image": lambda b, m=model: m.encode_images(images[:b]),
+            "text": lambda b, m=model: m.encode_texts(texts[:b]),
+        }
+        columns[f"cliprt {precision}"] = {
+            name: _median_ms(lambda f=fns[kind], b=b: f(b), reps) for name, kind, b in cases
+        }
+    header = f"  {'':10s}" + "".join(f"{c:>14s}" for c in columns)
+    if "PyTorch" in columns:
+        header += "".join(f"{'x ' + c.split()[-1]:>10s}" for c in columns if c != "PyTorch")
+    print(header)
+    for name, _, _ in cases:
+        row = f"  {name:10s}" + "".join(f"{columns[c][name]:14.2f}" for c in columns)
+        if "PyTorch" in columns:
+            ref = columns["PyTorch"][name]
+            row += "".join(f"{ref / columns[c][name]:9.1f}x" for c in columns if c != "PyTorch")
+        print(row)
+    print("  (each includes preprocessing/tokenization; x N = PyTorch time / cliprt time)")
+    if checkpoint is None:
+        print(f"  PyTorch column skipped: needs the export extra ({EXPORT_HINT})")
+
+
+def _bench_pytorch(
+    checkpoint: Path,
+    threads: int,
+    images: list[Any],
+    texts: list[str],
+    cases: list[tuple[str, str, int]],
+    reps: int,
+) -> dict[str, float]:
+    import torch
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizerFast
+
+    torch.set_num_threads(threads)
+    model = CLIPModel.from_pretrained(str(checkpoint), dtype=torch.float32).eval()
+    processor = CLIPImageProcessor.from_pretrained(str(checkpoint))
+    tokenizer = CLIPTokenizerFast.from_pretrained(str(checkpoint))
+
+    def image(b: int) -> Any:
+        with torch.inference_mode():
+            px = processor(images=images[:b], return_tensors="pt")["pixel_values"]
+            return model.get_image_features(pixel_values=px)
+
+    def text(b: int) -> Any:
+        with torch.inference_mode():
+            batch = tokenizer(texts[:b], padding=True, return_tensors="pt")
+            return model.get_text_features(**batch)
+
+    fns = {"image": image, "text": text}
+    return {name: _median_ms(lambda f=fns[kind], b=b: f(b), reps) for name, kind, b in cases}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cliprt.demo`: the same as `cliprt demo`."""
+    parser = argparse.ArgumentParser(prog="cliprt demo")
+    sub = parser.add_subparsers()
+    register(sub)
+    args = parser.parse_args(["demo", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        return run(args)
+    except CliprtError as exc:
+        print(f"cliprt demo: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    raise SystemExit(main())
