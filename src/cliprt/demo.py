@@ -230,7 +230,7 @@ def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quic
     import cliprt
     from cliprt import shapes
 
-    _section(f"4. bench: median latency, ms ({threads} threads, CPU)")
+    _section(f"4. bench: median latency, ms ({threads} thread{'s' * (threads > 1)}, CPU)")
     reps = 5 if quick else 30
     images, specs = shapes.generate(8, seed=3)
     texts = [s.caption(0) for s in specs]
@@ -259,8 +259,9 @@ def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quic
             ref = columns["PyTorch"][name]
             row += "".join(f"{ref / columns[c][name]:9.1f}x" for c in columns if c != "PyTorch")
         print(row)
-    print("  (each includes preprocessing/tokenization; x N = PyTorch time / cliprt time)")
-    if checkpoint is None:
+    if "PyTorch" in columns:
+        print("  (each includes preprocessing/tokenization; x N = PyTorch time / cliprt time)")
+    else:
         print(f"  PyTorch column skipped: needs the export extra ({EXPORT_HINT})")
 
 
