@@ -292,7 +292,7 @@ def markdown(rows: list[dict[str, Any]], env: dict[str, Any], command: str) -> s
         f"at end {env.get('load_average_end')}",
         "",
         "Cells: median ms · GB/s of the rows read · fraction of the read floor "
-        "(floor ms / ms; 1.0 = as fast as reading the rows) | speed-up over FAISS "
+        "(floor ms / ms; 1.0 = as fast as reading the rows) · speed-up over FAISS "
         "IndexFlatIP at the same batch size.",
     ]
     for n in sorted({r["n"] for r in rows}):
