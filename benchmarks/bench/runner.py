@@ -668,7 +668,8 @@ def run(cfg: BenchConfig, *, progress: Progress | None = None) -> dict[str, Any]
             "model": {
                 "arg": cfg.model,
                 "folder": str(model.folder),
-                "source": model.manifest.source,
+                # random:ARCH is exported from a temporary folder: name the arch instead.
+                "source": (model.export or {}).get("source") or model.manifest.source,
                 "embed_dim": model.manifest.embed_dim,
                 "image_size": model.manifest.image_size,
                 "context_length": model.manifest.context_length,
