@@ -4,6 +4,7 @@ all built locally (no hub is reachable where cliprt is tested)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,31 @@ def random_checkpoint_builder(
         return cache[arch]
 
     return build
+
+
+@dataclass(frozen=True)
+class Exported:
+    """A model folder exported in the test session, with the exporter's progress lines."""
+
+    folder: Path
+    progress: list[str]
+
+
+@pytest.fixture(scope="session")
+def exported_tiny(tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Exported:
+    """tiny_clip_dir exported once per session by cliprt.export (fp32, fp16, int8); the
+    export, runtime and bench tests all use this one folder."""
+    pytest.importorskip("optimum.exporters.onnx", reason="needs the export extra (optimum-onnx)")
+    from cliprt.export import export_model
+
+    lines: list[str] = []
+    out = tmp_path_factory.mktemp("exported") / "tiny-model"
+    folder = export_model(str(tiny_clip_dir), out, progress=lines.append)
+    return Exported(folder=folder, progress=lines)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(exported_tiny: Exported) -> Path:
+    """The folder of exported_tiny; its manifest's source is tiny_clip_dir, so the bench
+    finds its PyTorch reference there."""
+    return exported_tiny.folder

@@ -100,22 +100,21 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def gpu_names() -> list[str]:
-    """Names of the NVIDIA GPUs nvidia-smi sees; [] when there is none."""
+def nvidia_smi(*query: str) -> list[str] | None:
+    """Non-empty output lines of `nvidia-smi QUERY...`; None where it is missing or fails."""
     smi = shutil.which("nvidia-smi")
     if not smi:
-        return []
+        return None
     try:
-        out = subprocess.run(
-            [smi, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        )
+        out = subprocess.run([smi, *query], capture_output=True, text=True, timeout=20, check=True)
     except (OSError, subprocess.SubprocessError):
-        return []
+        return None
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def gpu_names() -> list[str]:
+    """Names of the NVIDIA GPUs nvidia-smi sees; [] when there is none."""
+    return nvidia_smi("--query-gpu=name,memory.total,driver_version", "--format=csv,noheader") or []
 
 
 def ort_providers() -> list[str]:

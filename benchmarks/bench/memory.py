@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -53,20 +52,12 @@ def _current_rss_bytes() -> int | None:
 
 def _gpu_memory_of(pid: int) -> int | None:
     """Bytes of GPU memory nvidia-smi attributes to `pid` (None without nvidia-smi)."""
-    smi = shutil.which("nvidia-smi")
-    if not smi:
+    from cliprt.bench.env import nvidia_smi
+
+    out = nvidia_smi("--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits")
+    if out is None:
         return None
-    try:
-        out = subprocess.run(
-            [smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in out.splitlines():
+    for line in out:
         parts = [p.strip() for p in line.split(",")]
         if len(parts) == 2 and parts[0] == str(pid):
             return int(float(parts[1]) * 1024 * 1024)  # MiB

@@ -60,10 +60,16 @@ def test_model_that_is_neither_folder_kind(
     assert "neither a cliprt model folder" in err and "random:ViT-B-32" in err
 
 
-def test_missing_precision(tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = cliprt_main(
-        ["bench", str(tiny_model_dir), "--precision", "fp16", "--no-reference", "--quiet"]
-    )
+def test_missing_precision(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "no-fp16"
+    shutil.copytree(tiny_model_dir, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for variants in manifest["towers"].values():
+        (folder / variants.pop("fp16")["file"]).unlink()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    rc = cliprt_main(["bench", str(folder), "--precision", "fp16", "--no-reference", "--quiet"])
     assert rc == 1
     assert "no fp16 towers" in capsys.readouterr().err
 

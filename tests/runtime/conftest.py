@@ -1,5 +1,5 @@
-"""Session fixtures of the runtime tests: one model folder exported from the tiny random
-CLIP (all three precisions), the PyTorch reference model, and loaded runtimes."""
+"""Session fixtures of the runtime tests: the PyTorch reference model and loaded runtimes
+(the exported tiny model folder is tests/conftest.py's tiny_model_dir)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny checkpoint exported once by cliprt.export (fp32, fp16, int8)."""
-    from cliprt.export import export_model
-
-    out = tmp_path_factory.mktemp("tiny-model") / "model"
-    return export_model(str(tiny_clip_dir), out)
 
 
 @pytest.fixture(scope="session")
