@@ -17,6 +17,7 @@ exported model folder, the accuracy table and the figures json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from cliprt.export import export_model
+    from cliprt.manifest import read_manifest, write_manifest
     from training import evaluate
 
     checkpoint = ship_checkpoint(args.trained)
@@ -68,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         force=True,
         progress=lambda line: print(f"  export: {line}", flush=True),
     )
+    # The manifest's source names the shipped checkpoint, not this machine's path to it:
+    # "cliprt:NAME" is the folder models/NAME inside the installed cliprt package.
+    manifest = read_manifest(MODEL_OUT)
+    write_manifest(MODEL_OUT, dataclasses.replace(manifest, source=f"cliprt:{checkpoint.name}"))
     evaluate.main(
         ["--checkpoint", str(checkpoint), "--model", str(MODEL_OUT), "--threads", str(args.threads)]
     )

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,10 @@ def _reference_of_folder(
     source = manifest.source
     if source.startswith(RANDOM_PREFIX):
         return _rebuild_random(source, work, progress), f"{source} rebuilt with seed 0"
+    if source.startswith("cliprt:"):  # a checkpoint shipped inside the cliprt package
+        shipped = resources.files("cliprt") / "models" / source.removeprefix("cliprt:")
+        if shipped.is_dir():
+            return str(shipped), f"the shipped checkpoint {source}"
     if Path(source).is_dir():
         return source, f"the manifest's source {source}"
     if "/" in source and not Path(source).is_absolute():
