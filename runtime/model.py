@@ -46,7 +46,14 @@ from cliprt.runtime.tokenizer import ClipTokenizer, check_texts
 
 logger = logging.getLogger("cliprt.runtime")
 
-__all__ = ["ClipModel", "load", "resolve_model", "shipped_models"]
+__all__ = ["ClipModel", "load", "resolve_model", "shipped_folder", "shipped_models"]
+
+
+def shipped_folder(name: str) -> Path | None:
+    """The folder models/`name` shipped inside the installed cliprt package (a model
+    folder or a checkpoint), or None where the package has none of that name."""
+    folder = resources.files("cliprt") / "models" / name
+    return Path(str(folder)) if folder.is_dir() else None
 
 
 def shipped_models() -> list[str]:
@@ -68,9 +75,9 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
         return path
     name = os.fspath(model)
     if name and "/" not in name and os.sep not in name:
-        candidate = resources.files("cliprt") / "models" / name
-        if candidate.is_dir():
-            return Path(str(candidate))
+        shipped_path = shipped_folder(name)
+        if shipped_path is not None:
+            return shipped_path
     shipped = ", ".join(shipped_models()) or "none"
     raise ModelFolderError(
         f"no model folder {name!r}: not an existing path nor a shipped model (shipped: {shipped}); "

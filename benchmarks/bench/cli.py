@@ -94,7 +94,7 @@ def bench_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "model",
         metavar="MODEL",
-        help="an exported cliprt model folder, a HF CLIP checkpoint folder, a hub id, or "
+        help="an exported cliprt model folder or a shipped model name (shapes), a HF CLIP checkpoint folder, a hub id, or "
         "random:ViT-B-32 (random:ARCH); the last three are exported to a temporary folder first",
     )
     p.add_argument(

@@ -13,7 +13,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -125,13 +124,18 @@ def _rebuild_random(arch_source: str, work: Path, progress: Progress) -> str:
 def resolve_model(cfg: BenchConfig, work: Path, progress: Progress) -> ResolvedModel:
     """Finds or makes the model folder and the reference checkpoint.
 
-    MODEL is an exported folder (reference from --reference, else the manifest's
-    source), a HF checkpoint folder or random:ARCH (both exported first), or a hub id.
+    MODEL is an exported folder or a shipped model's name (reference from --reference,
+    else the manifest's source), a HF checkpoint folder or random:ARCH (both exported first), or a hub id.
     """
     want_ref = not cfg.no_reference
     export_precisions = tuple(p for p in ("fp32", "fp16", "int8") if p in cfg.precisions)
     src = cfg.model
     path = Path(src).expanduser()
+    if not path.exists() and "/" not in src:
+        from cliprt.runtime.model import shipped_folder
+
+        # A shipped model's short name (e.g. "shapes"), as cliprt.load takes it.
+        path = shipped_folder(src) or path
     if src.startswith(RANDOM_PREFIX):
         ckpt = _rebuild_random(src, work, progress)
         folder = work / "model"
@@ -175,8 +179,10 @@ def _reference_of_folder(
     if source.startswith(RANDOM_PREFIX):
         return _rebuild_random(source, work, progress), f"{source} rebuilt with seed 0"
     if source.startswith("cliprt:"):  # a checkpoint shipped inside the cliprt package
-        shipped = resources.files("cliprt") / "models" / source.removeprefix("cliprt:")
-        if shipped.is_dir():
+        from cliprt.runtime.model import shipped_folder
+
+        shipped = shipped_folder(source.removeprefix("cliprt:"))
+        if shipped is not None:
             return str(shipped), f"the shipped checkpoint {source}"
     if Path(source).is_dir():
         return source, f"the manifest's source {source}"

@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +77,12 @@ def shipped_path(name: str) -> Path:
     Raises:
         ModelFolderError: the installed package lacks it.
     """
-    path = Path(str(resources.files("cliprt") / "models" / name))
-    if not path.is_dir():
+    from cliprt.runtime.model import shipped_folder
+
+    path = shipped_folder(name)
+    if path is None:
         raise ModelFolderError(
-            f"the cliprt package has no models/{name} folder at {path}; reinstall cliprt "
+            f"the cliprt package has no models/{name} folder; reinstall cliprt "
             "(pip install --force-reinstall cliprt) or pass a model folder to `cliprt classify`"
         )
     return path

@@ -109,3 +109,28 @@ def test_unloadable_reference(
     args = ["bench", str(tiny_model_dir), "--reference", str(empty), "--towers", "text"]
     assert cliprt_main([*args, "--batch", "1", "--cold-repeats", "0", "--quiet"]) == 1
     assert "cannot be loaded" in capsys.readouterr().err
+
+
+def test_shipped_model_by_name(tmp_path: Path) -> None:
+    """`cliprt bench shapes` finds the shipped model folder as cliprt.load does."""
+    rc = cliprt_main(
+        [
+            "bench",
+            "shapes",
+            "--towers",
+            "text",
+            "--batch",
+            "1",
+            "--repeats",
+            "1",
+            "--cold-repeats",
+            "0",
+            "--no-reference",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert rc == 0
+    report = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert "shapes" in json.dumps(report)
