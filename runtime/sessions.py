@@ -3,9 +3,8 @@
 ``InferenceSession.run`` is thread-safe and releases the GIL, so a single session serves
 concurrent callers. On CUDA each call uses IO binding: the input is copied to the device
 once and the output stays there (an OrtValue) until :meth:`TowerSession.run` copies it
-to the host. The session is created with ``session.disable_cpu_ep_fallback=1`` and its
-providers are checked after creation, so a CUDA request that ends up on the CPU is an
-error, not a surprise.
+to the host. The session's providers are checked after creation, so a CUDA request that
+ends up on the CPU is an error, not a surprise.
 """
 
 from __future__ import annotations
@@ -82,8 +81,10 @@ class TowerSession:
         self.output_name = output_name
         self.graph_batch = cuda_graph_batch if device.kind == "cuda" else None
         if device.kind == "cuda":
-            # A node the CUDA EP cannot run must fail the load, not run on the CPU.
-            _set_config(options, "session.disable_cpu_ep_fallback", "1")
+            # No session.disable_cpu_ep_fallback: the CUDA EP itself places shape-computing
+            # nodes on the CPU on purpose, and that setting refuses every such model (seen on
+            # an H200 with onnxruntime-gpu 1.31). A session that did not get the CUDA EP at
+            # all is still refused below.
             providers: list = [
                 (
                     CUDA_EP,
@@ -113,7 +114,9 @@ class TowerSession:
         self.providers = list(self.session.get_providers())
         if device.kind == "cuda" and (not self.providers or self.providers[0] != CUDA_EP):
             raise ProviderError(
-                f"{name} tower: CUDA was asked for but the session runs on {self.providers}; {GPU_INSTALL_HINT}"
+                f"{name} tower: CUDA was asked for on {device} but the session runs on "
+                f"{self.providers} (onnxruntime fell back: a GPU id that does not exist, or CUDA/"
+                f"cuDNN libraries it cannot load); check the id with nvidia-smi; {GPU_INSTALL_HINT}"
             )
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}

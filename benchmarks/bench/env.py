@@ -97,6 +97,12 @@ def versions() -> dict[str, str | None]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = None
+    try:  # the module that really runs: onnxruntime-gpu installs over the CPU build's name
+        import onnxruntime
+
+        out["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
     return out
 
 
