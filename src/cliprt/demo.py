@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -248,7 +249,7 @@ def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quic
             "text": lambda b, m=model: m.encode_texts(texts[:b]),
         }
         columns[f"cliprt {precision}"] = {
-            name: _median_ms(lambda f=fns[kind], b=b: f(b), reps) for name, kind, b in cases
+            name: _median_ms(partial(fns[kind], b), reps) for name, kind, b in cases
         }
     header = f"  {'':10s}" + "".join(f"{c:>14s}" for c in columns)
     if "PyTorch" in columns:
@@ -293,7 +294,7 @@ def _bench_pytorch(
             return model.get_text_features(**batch)
 
     fns = {"image": image, "text": text}
-    return {name: _median_ms(lambda f=fns[kind], b=b: f(b), reps) for name, kind, b in cases}
+    return {name: _median_ms(partial(fns[kind], b), reps) for name, kind, b in cases}
 
 
 def main(argv: list[str] | None = None) -> int:
