@@ -1,16 +1,17 @@
 """`cliprt demo`: the Quickstart's main job, on the embedded `shapes` model.
 
-1. Export (needs the `export` extra): the shipped HF checkpoint (models/shapes-checkpoint)
-   -> a model folder in fp32, fp16 and int8, each validated against PyTorch.
+1. Export (needs the `export` extra and a clone: the HF checkpoint stays in the source
+   tree, training/shapes-checkpoint, not in the wheel) -> a model folder in fp32, fp16
+   and int8, each validated against PyTorch.
 2. Zero-shot classification (CLIP's first use case): generated images against label
    prompts, probabilities best first.
 3. Image search (the second): an Index over generated images, queried by text.
 4. A short bench: median latency of image and text embedding at batch 1 and 8,
    PyTorch (transformers CLIPModel, when installed) vs cliprt fp32 and int8.
 
-Without torch the export and PyTorch parts are skipped (and say so) and everything else
-runs on the shipped model folder (models/shapes), so the demo works on a runtime-only
-install. Images come from `cliprt.shapes` (Pillow + numpy), written as PNG files.
+Without torch (or without the checkpoint) the export and PyTorch parts are skipped (and
+say so) and everything else runs on the shipped model folder (models/shapes), so the demo
+works on a runtime-only install. Images come from `cliprt.shapes` (Pillow + numpy), written as PNG files.
 """
 
 from __future__ import annotations
@@ -108,16 +109,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, out: Path) -> None:
     import cliprt
+    from cliprt.checkpoints import require_checkpoint
 
     has_torch = _has_export_extra()
-    checkpoint = shipped_path(SHIPPED_CHECKPOINT)
+    checkpoint: Path | None = None
+    missing = f"needs the export extra: {EXPORT_HINT}"
+    if has_torch:
+        try:
+            checkpoint = require_checkpoint(SHIPPED_CHECKPOINT)
+        except ModelFolderError as exc:
+            missing = str(exc)
     print("cliprt demo: the embedded `shapes` model, a small CLIP trained on synthetic shapes")
-    print(f"  checkpoint: {checkpoint}")
+    print(f"  checkpoint: {checkpoint or 'not available'}")
 
     _section("1. export: HF checkpoint -> ONNX model folder")
-    if args.quick or not has_torch:
+    if args.quick or checkpoint is None:
         model_ref: str | Path = SHIPPED_MODEL
-        why = f"needs the export extra: {EXPORT_HINT}" if not has_torch else "--quick"
+        why = "--quick" if checkpoint is not None else missing
         print(f"  skipped ({why}); using the shipped model folder {shipped_path(SHIPPED_MODEL)}")
     else:
         from cliprt.export import export_model
@@ -135,9 +143,9 @@ def _run(args: argparse.Namespace, out: Path) -> None:
     model = cliprt.load(model_ref, precision="fp32", device="cpu", threads=args.threads)
     _classify(model, out)
     _search(model, out)
-    _bench(model_ref, checkpoint if has_torch else None, args.threads, quick=args.quick)
-    if not has_torch:
-        print(f"\nexport and the PyTorch comparison need the export extra: {EXPORT_HINT}")
+    _bench(model_ref, checkpoint, args.threads, quick=args.quick)
+    if checkpoint is None:
+        print(f"\nexport and the PyTorch comparison skipped: {missing}")
 
 
 def _write_images(images: list[Any], folder: Path, stem: str) -> list[Path]:
@@ -264,7 +272,7 @@ def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quic
     if "PyTorch" in columns:
         print("  (each includes preprocessing/tokenization; x N = PyTorch time / cliprt time)")
     else:
-        print(f"  PyTorch column skipped: needs the export extra ({EXPORT_HINT})")
+        print("  PyTorch column skipped: needs the export extra and the checkpoint (see above)")
 
 
 def _bench_pytorch(
