@@ -7,7 +7,9 @@
    prompts, probabilities best first.
 3. Image search (the second): an Index over generated images, queried by text.
 4. A short bench: median latency of image and text embedding at batch 1 and 8,
-   PyTorch (transformers CLIPModel, when installed) vs cliprt fp32 and int8.
+   PyTorch (transformers CLIPModel, when installed) vs cliprt fp32 and int8, timed call
+   by call in turn (the bench harness's measure_interleaved) so that load on a shared
+   machine falls on every side alike; the machine's CPUs and load are printed beside.
 
 Without torch (or without the checkpoint) the export and PyTorch parts are skipped (and
 say so) and everything else runs on the shipped model folder (models/shapes), so the demo
@@ -19,11 +21,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -99,12 +101,30 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     t_start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="cliprt-demo-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cliprt-demo-") as tmp, _passive_openmp():
         out = Path(args.out) if args.out is not None else Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         _run(args, out)
     print(f"\ndemo done in {time.perf_counter() - t_start:.1f} s")
     return 0
+
+
+@contextmanager
+def _passive_openmp() -> Iterator[None]:
+    """OMP_WAIT_POLICY=PASSIVE while the demo runs (unless the user set it), restored
+    after: `cliprt bench`'s default. A spinning OpenMP pool (torch's) on a busy machine
+    collapses, 1 ms calls taking 400 ms, which would inflate the PyTorch-vs-cliprt
+    ratios; cliprt's side is loaded with spinning=False to match. OpenMP reads the
+    variable once, when torch first runs in parallel, so this works from a fresh process
+    (the `cliprt demo` command), not after torch has run."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        yield
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_WAIT_POLICY", None)
 
 
 def _run(args: argparse.Namespace, out: Path) -> None:
@@ -226,19 +246,10 @@ def _matches(query: str, spec: Any) -> bool:
     return stated <= {spec.size, spec.colour, spec.shape, spec.background}
 
 
-def _median_ms(fn: Callable[[], Any], reps: int) -> float:
-    fn()  # warm-up: first calls allocate
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
-
 def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quick: bool) -> None:
     import cliprt
     from cliprt import shapes
+    from cliprt.bench.timing import measure_interleaved
 
     _section(f"4. bench: median latency, ms ({threads} thread{'s' * (threads > 1)}, CPU)")
     reps = 5 if quick else 30
@@ -247,18 +258,33 @@ def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quic
     cases = [(f"image x{b}", "image", b) for b in (1, 8)] + [
         (f"text x{b}", "text", b) for b in (1, 8)
     ]
-    columns: dict[str, dict[str, float]] = {}
+    # name -> kind ("image" / "text") -> fn(batch)
+    sides: dict[str, dict[str, Callable[[int], Any]]] = {}
     if checkpoint is not None:
-        columns["PyTorch"] = _bench_pytorch(checkpoint, threads, images, texts, cases, reps)
+        sides["PyTorch"] = _pytorch_fns(checkpoint, threads, images, texts)
     for precision in ("fp32", "int8"):
-        model = cliprt.load(model_ref, precision=precision, device="cpu", threads=threads)
-        fns = {
-            "image": lambda b, m=model: m.encode_images(images[:b]),
-            "text": lambda b, m=model: m.encode_texts(texts[:b]),
+        # No spinning: idle onnxruntime threads would spin through the PyTorch calls that
+        # run between theirs and take its CPU.
+        model = cliprt.load(
+            model_ref, precision=precision, device="cpu", threads=threads, spinning=False
+        )
+        sides[f"cliprt {precision}"] = {
+            "image": partial(_encode_images, model, images),
+            "text": partial(_encode_texts, model, texts),
         }
-        columns[f"cliprt {precision}"] = {
-            name: _median_ms(partial(fns[kind], b), reps) for name, kind, b in cases
-        }
+    load_before = _load_average()
+    columns: dict[str, dict[str, float]] = {name: {} for name in sides}
+    for case, kind, b in cases:
+        # Round-robin: each side's i-th call runs before anyone's (i+1)-th, so on a shared
+        # machine every side meets the same spells of load and the ratios stay honest.
+        timings = measure_interleaved(
+            {name: partial(fns[kind], b) for name, fns in sides.items()},
+            items=b,
+            repeats=reps,
+            warmup=1,
+        )
+        for name, timing in timings.items():
+            columns[name][case] = timing.p50_ms
     header = f"  {'':10s}" + "".join(f"{c:>14s}" for c in columns)
     if "PyTorch" in columns:
         header += "".join(f"{'x ' + c.split()[-1]:>10s}" for c in columns if c != "PyTorch")
@@ -269,20 +295,48 @@ def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quic
             ref = columns["PyTorch"][name]
             row += "".join(f"{ref / columns[c][name]:9.1f}x" for c in columns if c != "PyTorch")
         print(row)
+    print(
+        f"  (medians of {reps} calls each, the sides interleaved call by call; each includes "
+        "preprocessing/tokenization)"
+    )
     if "PyTorch" in columns:
-        print("  (each includes preprocessing/tokenization; x N = PyTorch time / cliprt time)")
+        print("  x N = PyTorch median / cliprt median, for this small model on this machine")
     else:
         print("  PyTorch column skipped: needs the export extra and the checkpoint (see above)")
+    print(f"  {_machine_line(load_before, _load_average())}")
 
 
-def _bench_pytorch(
-    checkpoint: Path,
-    threads: int,
-    images: list[Any],
-    texts: list[str],
-    cases: list[tuple[str, str, int]],
-    reps: int,
-) -> dict[str, float]:
+def _encode_images(model: Any, images: list[Any], b: int) -> Any:
+    return model.encode_images(images[:b])
+
+
+def _encode_texts(model: Any, texts: list[str], b: int) -> Any:
+    return model.encode_texts(texts[:b])
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
+def _machine_line(before: float | None, after: float | None) -> str:
+    """The CPU count and the 1-minute load average around the bench; a warning where the
+    machine was busier than its CPUs, since then no figure above is steady."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if before is None or after is None:
+        return f"machine: {cpus} usable CPUs"
+    line = f"machine: {cpus} usable CPUs, load average {before:.1f} -> {after:.1f}"
+    if max(before, after) > (cpus or 1):
+        line += " (busy: other work shared the CPUs; expect noisy figures)"
+    return line
+
+
+def _pytorch_fns(
+    checkpoint: Path, threads: int, images: list[Any], texts: list[str]
+) -> dict[str, Callable[[int], Any]]:
+    """The reference: transformers' CLIPModel with its own processor and tokenizer."""
     import torch
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizerFast
 
@@ -301,8 +355,7 @@ def _bench_pytorch(
             batch = tokenizer(texts[:b], padding=True, return_tensors="pt")
             return model.get_text_features(**batch)
 
-    fns = {"image": image, "text": text}
-    return {name: _median_ms(partial(fns[kind], b), reps) for name, kind, b in cases}
+    return {"image": image, "text": text}
 
 
 def main(argv: list[str] | None = None) -> int:

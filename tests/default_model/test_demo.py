@@ -29,6 +29,7 @@ def test_demo_quick_runs_end_to_end(tmp_path: Path) -> None:
     assert "query: 'a photo of a large blue square'" in out
     assert "match  search-" in out
     assert "cliprt int8" in out
+    assert "interleaved call by call" in out and "usable CPUs" in out
     assert len(list((tmp_path / "images").glob("search-*.png"))) == 50
 
 
