@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,7 +65,7 @@ class _Stages:
             self.progress(line)
 
     @contextmanager
-    def stage(self, name: str):
+    def stage(self, name: str) -> Iterator[list[str]]:
         start = time.perf_counter()
         note: list[str] = []
         yield note
@@ -368,10 +368,16 @@ def _preprocessing(processor: Any, label: str) -> Preprocessing:
         do_rescale=bool(processor.do_rescale),
         rescale_factor=float(processor.rescale_factor),
         do_normalize=bool(processor.do_normalize),
-        image_mean=tuple(float(x) for x in processor.image_mean),
-        image_std=tuple(float(x) for x in processor.image_std),
+        image_mean=_per_channel(processor.image_mean),
+        image_std=_per_channel(processor.image_std),
         do_convert_rgb=bool(getattr(processor, "do_convert_rgb", True)),
     )
+
+
+def _per_channel(values: Sequence[float]) -> tuple[float, float, float]:
+    # One value per RGB channel, as the runtime's normalisation takes them.
+    r, g, b = (float(x) for x in values)
+    return r, g, b
 
 
 def _cliprt_version() -> str:

@@ -43,6 +43,7 @@ import struct
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,11 @@ _MAGIC = b"CLIPRTIX"
 _HEADER = struct.Struct("<8sIIQQ32s")
 _HEADER_BYTES = 64
 _ALIGN = 64
-_DTYPES = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16), "int8": np.dtype(np.int8)}
+_DTYPES: dict[str, np.dtype[Any]] = {
+    "fp32": np.dtype(np.float32),
+    "fp16": np.dtype(np.float16),
+    "int8": np.dtype(np.int8),
+}
 _DTYPE_CODES = {"fp32": 0, "fp16": 1, "int8": 2}
 _HASH_CHUNK = 64 << 20  # bytes hashed per step, so a large mmap is never copied whole
 _CHUNK_ROWS = 65536  # rows checked / converted per step in add
@@ -335,7 +340,7 @@ class Index:
             pad = start - offset
             if pad:
                 digest.update(bytes(pad))
-            buf = memoryview(arr.reshape(-1).view(np.uint8))
+            buf = arr.reshape(-1).view(np.uint8).data
             digest.update(buf)
             layout.append((pad, arr))
             offset = start + arr.nbytes
@@ -353,7 +358,7 @@ class Index:
                 f.write(header)
                 for pad, arr in layout:
                     f.write(bytes(pad))
-                    f.write(memoryview(arr.reshape(-1).view(np.uint8)))
+                    f.write(arr.reshape(-1).view(np.uint8).data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -398,7 +403,7 @@ class Index:
                 f"is damaged, rebuild or restore it."
             )
         dtype = names[code]
-        specs = [(_DTYPES[dtype], (count, dim))]
+        specs: list[tuple[np.dtype[Any], tuple[int, ...]]] = [(_DTYPES[dtype], (count, dim))]
         if dtype == "int8":
             specs.append((np.dtype(np.float32), (count,)))
         specs.append((np.dtype(np.int64), (count,)))
@@ -417,7 +422,7 @@ class Index:
         raw = np.memmap(path, dtype=np.uint8, mode="r") if size > 0 else np.empty(0, np.uint8)
         hasher = hashlib.sha256()
         for start in range(_HEADER_BYTES, size, _HASH_CHUNK):
-            hasher.update(memoryview(raw[start : min(size, start + _HASH_CHUNK)]))
+            hasher.update(raw[start : min(size, start + _HASH_CHUNK)].data)
         if hasher.digest() != digest:
             raise IndexFileError(
                 f"{path} is altered: its sha256 does not match the one in its header; "

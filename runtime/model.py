@@ -344,7 +344,10 @@ class ClipModel:
                 f"the index holds {index.dim}-d vectors but this model makes {self.embed_dim}-d "
                 "embeddings; build the index with this model"
             )
-        q = self.encode_texts(texts) if texts is not None else self.encode_images(images)
+        if texts is not None:
+            q = self.encode_texts(texts)
+        elif images is not None:
+            q = self.encode_images(images)
         return index.search(q, k)
 
     def warmup(self, batch_sizes: Iterable[int] = (1,)) -> None:

@@ -3,7 +3,6 @@ all built locally (no hub is reachable where cliprt is tested)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,25 +34,6 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from cliprt.export.random_checkpoints import build_random_checkpoint
 
     return build_random_checkpoint("tiny", tmp_path_factory.mktemp("tiny-clip"), seed=0)
-
-
-@pytest.fixture(scope="session")
-def random_checkpoint_builder(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Callable[[str], Path]:
-    """Builds shape-true random checkpoints (e.g. "ViT-B-32") for benchmarks and slow
-    tests; unit tests use tiny_clip_dir."""
-    _needs_export_extra()
-    from cliprt.export.random_checkpoints import build_random_checkpoint
-
-    cache: dict[str, Path] = {}
-
-    def build(arch: str) -> Path:
-        if arch not in cache:
-            cache[arch] = build_random_checkpoint(arch, tmp_path_factory.mktemp(arch), seed=0)
-        return cache[arch]
-
-    return build
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Accuracy of the `shapes` model: PyTorch reference vs the exported ONNX variants.
 
-    python -m training.evaluate --checkpoint src/cliprt/models/shapes-checkpoint \\
+    python -m training.evaluate --checkpoint training/shapes-checkpoint \\
         --model src/cliprt/models/shapes
 
 Figures (all on images never seen in training, drawn from fixed seeds):

@@ -3,11 +3,14 @@ exported model folder, the accuracy table and the figures json.
 
     python -m training.package_shapes training/out/shapes-checkpoint
 
-1. src/cliprt/models/shapes-checkpoint/: the HF checkpoint as shipped. Weights are
+1. training/shapes-checkpoint/: the HF checkpoint, kept in the repository and out of
+   the wheel (it needs torch; cliprt.checkpoints finds it from a clone). Weights are
    stored in fp16 (half the bytes; transformers loads them as fp32 when asked, as
    cliprt's exporter does) and only tokenizer.json of the tokenizer files
-   (CLIPTokenizerFast needs no vocab.json/merges.txt). This *is* the model: every
-   figure below is measured on it, not on the fp32 training output.
+   (CLIPTokenizerFast needs no vocab.json/merges.txt); tokenizer.json and
+   preprocessor_config.json are relative symlinks to the model folder's identical
+   copies. This *is* the model: every figure below is measured on it, not on the fp32
+   training output.
 2. src/cliprt/models/shapes/: `cliprt.export.export_model` of that checkpoint, fp32,
    fp16 and int8, what `cliprt.load("shapes")` opens.
 3. benchmarks/results/accuracy_shapes.{md,json} (training.evaluate) and
@@ -19,16 +22,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "src" / "cliprt" / "models"
-CHECKPOINT_OUT = MODELS / "shapes-checkpoint"
+CHECKPOINT_OUT = REPO / "training" / "shapes-checkpoint"
 MODEL_OUT = MODELS / "shapes"
 FIGURES = REPO / "training" / "shapes_figures.json"
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+# Files the exported model folder copies verbatim from the checkpoint: one copy each.
+_SHARED_FILES = ("tokenizer.json", "preprocessor_config.json")
 
 
 def ship_checkpoint(trained: Path, out: Path = CHECKPOINT_OUT) -> Path:
@@ -46,9 +52,21 @@ def ship_checkpoint(trained: Path, out: Path = CHECKPOINT_OUT) -> Path:
     return out
 
 
+def link_shared_files(checkpoint: Path, model_folder: Path) -> None:
+    """Replaces the checkpoint's copies of _SHARED_FILES by relative symlinks to the
+    model folder's (byte-identical: the exporter copied them)."""
+    for name in _SHARED_FILES:
+        ours, theirs = checkpoint / name, model_folder / name
+        if ours.read_bytes() != theirs.read_bytes():
+            raise SystemExit(f"{ours} differs from {theirs}; the export did not copy it")
+        ours.unlink()
+        ours.symlink_to(os.path.relpath(theirs, checkpoint))
+
+
 def folder_bytes(folder: Path) -> dict[str, int]:
-    """Size in bytes of each file of `folder`."""
-    return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()}
+    """Size in bytes of each file of `folder` (symlinks are not counted: one copy)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.is_symlink())
+    return {p.name: p.stat().st_size for p in files}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         progress=lambda line: print(f"  export: {line}", flush=True),
     )
     # The manifest's source names the shipped checkpoint, not this machine's path to it:
-    # "cliprt:NAME" is the folder models/NAME inside the installed cliprt package.
+    # "cliprt:NAME" is found by cliprt.checkpoints (the package, else the source tree).
     manifest = read_manifest(MODEL_OUT)
     write_manifest(MODEL_OUT, dataclasses.replace(manifest, source=f"cliprt:{checkpoint.name}"))
+    link_shared_files(checkpoint, MODEL_OUT)
     evaluate.main(
         ["--checkpoint", str(checkpoint), "--model", str(MODEL_OUT), "--threads", str(args.threads)]
     )

@@ -94,7 +94,7 @@ def _child_reference(ns: argparse.Namespace, images: list[str], texts: list[str]
 
     from cliprt.bench.reference import Reference
 
-    stamps = {"imported": time.time()}
+    stamps: dict[str, Any] = {"imported": time.time()}
     ref = Reference(ns.model, device=ns.device, precision=ns.precision, threads=ns.threads)
     stamps["loaded"] = time.time()
     ref.encode_files(images[:1])

@@ -178,10 +178,10 @@ def _reference_of_folder(
     source = manifest.source
     if source.startswith(RANDOM_PREFIX):
         return _rebuild_random(source, work, progress), f"{source} rebuilt with seed 0"
-    if source.startswith("cliprt:"):  # a checkpoint shipped inside the cliprt package
-        from cliprt.runtime.model import shipped_folder
+    if source.startswith("cliprt:"):  # a checkpoint of cliprt's (package or source tree)
+        from cliprt.checkpoints import find_checkpoint
 
-        shipped = shipped_folder(source.removeprefix("cliprt:"))
+        shipped = find_checkpoint(source.removeprefix("cliprt:"))
         if shipped is not None:
             return str(shipped), f"the shipped checkpoint {source}"
     if Path(source).is_dir():
@@ -465,6 +465,8 @@ class _Bench:
             ref_out[rp] = {"tower": t, "e2e": e}
         for p, eng in engines.items():
             rp = self._ref_for(p, refs)
+            if rp is None:  # no reference to compare with
+                continue
             if tower == "image":
                 et = eng.image_tower(eng.to_device(host))
                 ee = eng.encode_files(files)

@@ -20,6 +20,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,7 @@ def _methods(x: np.ndarray, k: int, threads: int) -> list[tuple[str, str, Any]]:
         def faiss_index(kind: str) -> Any:
             def build() -> _Built:
                 d = x.shape[1]
+                index: faiss.Index
                 if kind == "flat":
                     index = faiss.IndexFlatIP(d)
                     nbytes = x.nbytes
@@ -183,7 +185,7 @@ def _floors(x: np.ndarray, threads: int, repeats: int) -> dict[str, float]:
     }
     out = {}
     for dtype, arr in stores.items():
-        out[dtype], _ = _median_ms(lambda a=arr: _topk.stream_read(a, threads=threads), repeats)
+        out[dtype], _ = _median_ms(partial(_topk.stream_read, arr, threads=threads), repeats)
     return out
 
 
@@ -217,10 +219,10 @@ def run(
                 if b == 1 and own_floor is not None:
                     # Paired with its floor, alternately: the ratio the targets are about.
                     ms, floor_ms, done = _paired_median_ms(
-                        own_floor, lambda s=search, q=queries[b]: s(q), max(repeats, 7)
+                        own_floor, partial(search, queries[b]), max(repeats, 7)
                     )
                 else:
-                    ms, done = _median_ms(lambda s=search, q=queries[b]: s(q), repeats)
+                    ms, done = _median_ms(partial(search, queries[b]), repeats)
                 cell_rows.append(
                     {
                         "n": n,
@@ -253,7 +255,7 @@ def environment(threads: int) -> dict[str, Any]:
     """Machine, ISA, threads and versions beside the figures."""
     from cliprt.bench.env import cpu_description, load_average
 
-    versions = {"python": platform.python_version()}
+    versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in ("cliprt", "numpy", "faiss-cpu", "usearch"):
         try:
             versions[name] = metadata.version(name)

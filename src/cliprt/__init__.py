@@ -21,8 +21,6 @@ from cliprt.errors import (
     ProviderError,
 )
 
-__version__ = "0.1.0"
-
 __all__ = [
     "CliprtError",
     "ExportError",
@@ -39,9 +37,15 @@ __all__ = [
 if TYPE_CHECKING:
     from cliprt.runtime import Index, load
 
+    __version__: str  # pyproject.toml's, read at run time (cliprt._version)
+
 
 def __getattr__(name: str) -> Any:
     # Lazy: `import cliprt` stays cheap (no onnxruntime) for the CLI's --help and tools.
+    if name == "__version__":
+        from cliprt._version import version
+
+        return version()
     if name in ("load", "Index"):
         import cliprt.runtime
 

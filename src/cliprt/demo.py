@@ -1,16 +1,19 @@
 """`cliprt demo`: the Quickstart's main job, on the embedded `shapes` model.
 
-1. Export (needs the `export` extra): the shipped HF checkpoint (models/shapes-checkpoint)
-   -> a model folder in fp32, fp16 and int8, each validated against PyTorch.
+1. Export (needs the `export` extra and a clone: the HF checkpoint stays in the source
+   tree, training/shapes-checkpoint, not in the wheel) -> a model folder in fp32, fp16
+   and int8, each validated against PyTorch.
 2. Zero-shot classification (CLIP's first use case): generated images against label
    prompts, probabilities best first.
 3. Image search (the second): an Index over generated images, queried by text.
 4. A short bench: median latency of image and text embedding at batch 1 and 8,
-   PyTorch (transformers CLIPModel, when installed) vs cliprt fp32 and int8.
+   PyTorch (transformers CLIPModel, when installed) vs cliprt fp32 and int8, timed call
+   by call in turn (the bench harness's measure_interleaved) so that load on a shared
+   machine falls on every side alike; the machine's CPUs and load are printed beside.
 
-Without torch the export and PyTorch parts are skipped (and say so) and everything else
-runs on the shipped model folder (models/shapes), so the demo works on a runtime-only
-install. Images come from `cliprt.shapes` (Pillow + numpy), written as PNG files.
+Without torch (or without the checkpoint) the export and PyTorch parts are skipped (and
+say so) and everything else runs on the shipped model folder (models/shapes), so the demo
+works on a runtime-only install. Images come from `cliprt.shapes` (Pillow + numpy), written as PNG files.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     t_start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="cliprt-demo-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cliprt-demo-") as tmp, _passive_openmp():
         out = Path(args.out) if args.out is not None else Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         _run(args, out)
@@ -105,18 +109,43 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _passive_openmp() -> Iterator[None]:
+    """OMP_WAIT_POLICY=PASSIVE while the demo runs (unless the user set it), restored
+    after: `cliprt bench`'s default. A spinning OpenMP pool (torch's) on a busy machine
+    collapses, 1 ms calls taking 400 ms, which would inflate the PyTorch-vs-cliprt
+    ratios; cliprt's side is loaded with spinning=False to match. OpenMP reads the
+    variable once, when torch first runs in parallel, so this works from a fresh process
+    (the `cliprt demo` command), not after torch has run."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        yield
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+
+
 def _run(args: argparse.Namespace, out: Path) -> None:
     import cliprt
+    from cliprt.checkpoints import require_checkpoint
 
     has_torch = _has_export_extra()
-    checkpoint = shipped_path(SHIPPED_CHECKPOINT)
+    checkpoint: Path | None = None
+    missing = f"needs the export extra: {EXPORT_HINT}"
+    if has_torch:
+        try:
+            checkpoint = require_checkpoint(SHIPPED_CHECKPOINT)
+        except ModelFolderError as exc:
+            missing = str(exc)
     print("cliprt demo: the embedded `shapes` model, a small CLIP trained on synthetic shapes")
-    print(f"  checkpoint: {checkpoint}")
+    print(f"  checkpoint: {checkpoint or 'not available'}")
 
     _section("1. export: HF checkpoint -> ONNX model folder")
-    if args.quick or not has_torch:
+    if args.quick or checkpoint is None:
         model_ref: str | Path = SHIPPED_MODEL
-        why = f"needs the export extra: {EXPORT_HINT}" if not has_torch else "--quick"
+        why = "--quick" if checkpoint is not None else missing
         print(f"  skipped ({why}); using the shipped model folder {shipped_path(SHIPPED_MODEL)}")
     else:
         from cliprt.export import export_model
@@ -134,9 +163,9 @@ def _run(args: argparse.Namespace, out: Path) -> None:
     model = cliprt.load(model_ref, precision="fp32", device="cpu", threads=args.threads)
     _classify(model, out)
     _search(model, out)
-    _bench(model_ref, checkpoint if has_torch else None, args.threads, quick=args.quick)
-    if not has_torch:
-        print(f"\nexport and the PyTorch comparison need the export extra: {EXPORT_HINT}")
+    _bench(model_ref, checkpoint, args.threads, quick=args.quick)
+    if checkpoint is None:
+        print(f"\nexport and the PyTorch comparison skipped: {missing}")
 
 
 def _write_images(images: list[Any], folder: Path, stem: str) -> list[Path]:
@@ -217,19 +246,10 @@ def _matches(query: str, spec: Any) -> bool:
     return stated <= {spec.size, spec.colour, spec.shape, spec.background}
 
 
-def _median_ms(fn: Callable[[], Any], reps: int) -> float:
-    fn()  # warm-up: first calls allocate
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
-
 def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quick: bool) -> None:
     import cliprt
     from cliprt import shapes
+    from cliprt.bench.timing import measure_interleaved
 
     _section(f"4. bench: median latency, ms ({threads} thread{'s' * (threads > 1)}, CPU)")
     reps = 5 if quick else 30
@@ -238,18 +258,33 @@ def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quic
     cases = [(f"image x{b}", "image", b) for b in (1, 8)] + [
         (f"text x{b}", "text", b) for b in (1, 8)
     ]
-    columns: dict[str, dict[str, float]] = {}
+    # name -> kind ("image" / "text") -> fn(batch)
+    sides: dict[str, dict[str, Callable[[int], Any]]] = {}
     if checkpoint is not None:
-        columns["PyTorch"] = _bench_pytorch(checkpoint, threads, images, texts, cases, reps)
+        sides["PyTorch"] = _pytorch_fns(checkpoint, threads, images, texts)
     for precision in ("fp32", "int8"):
-        model = cliprt.load(model_ref, precision=precision, device="cpu", threads=threads)
-        fns = {
-            "image": lambda b, m=model: m.encode_images(images[:b]),
-            "text": lambda b, m=model: m.encode_texts(texts[:b]),
+        # No spinning: idle onnxruntime threads would spin through the PyTorch calls that
+        # run between theirs and take its CPU.
+        model = cliprt.load(
+            model_ref, precision=precision, device="cpu", threads=threads, spinning=False
+        )
+        sides[f"cliprt {precision}"] = {
+            "image": partial(_encode_images, model, images),
+            "text": partial(_encode_texts, model, texts),
         }
-        columns[f"cliprt {precision}"] = {
-            name: _median_ms(lambda f=fns[kind], b=b: f(b), reps) for name, kind, b in cases
-        }
+    load_before = _load_average()
+    columns: dict[str, dict[str, float]] = {name: {} for name in sides}
+    for case, kind, b in cases:
+        # Round-robin: each side's i-th call runs before anyone's (i+1)-th, so on a shared
+        # machine every side meets the same spells of load and the ratios stay honest.
+        timings = measure_interleaved(
+            {name: partial(fns[kind], b) for name, fns in sides.items()},
+            items=b,
+            repeats=reps,
+            warmup=1,
+        )
+        for name, timing in timings.items():
+            columns[name][case] = timing.p50_ms
     header = f"  {'':10s}" + "".join(f"{c:>14s}" for c in columns)
     if "PyTorch" in columns:
         header += "".join(f"{'x ' + c.split()[-1]:>10s}" for c in columns if c != "PyTorch")
@@ -260,20 +295,48 @@ def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quic
             ref = columns["PyTorch"][name]
             row += "".join(f"{ref / columns[c][name]:9.1f}x" for c in columns if c != "PyTorch")
         print(row)
+    print(
+        f"  (medians of {reps} calls each, the sides interleaved call by call; each includes "
+        "preprocessing/tokenization)"
+    )
     if "PyTorch" in columns:
-        print("  (each includes preprocessing/tokenization; x N = PyTorch time / cliprt time)")
+        print("  x N = PyTorch median / cliprt median, for this small model on this machine")
     else:
-        print(f"  PyTorch column skipped: needs the export extra ({EXPORT_HINT})")
+        print("  PyTorch column skipped: needs the export extra and the checkpoint (see above)")
+    print(f"  {_machine_line(load_before, _load_average())}")
 
 
-def _bench_pytorch(
-    checkpoint: Path,
-    threads: int,
-    images: list[Any],
-    texts: list[str],
-    cases: list[tuple[str, str, int]],
-    reps: int,
-) -> dict[str, float]:
+def _encode_images(model: Any, images: list[Any], b: int) -> Any:
+    return model.encode_images(images[:b])
+
+
+def _encode_texts(model: Any, texts: list[str], b: int) -> Any:
+    return model.encode_texts(texts[:b])
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
+def _machine_line(before: float | None, after: float | None) -> str:
+    """The CPU count and the 1-minute load average around the bench; a warning where the
+    machine was busier than its CPUs, since then no figure above is steady."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if before is None or after is None:
+        return f"machine: {cpus} usable CPUs"
+    line = f"machine: {cpus} usable CPUs, load average {before:.1f} -> {after:.1f}"
+    if max(before, after) > (cpus or 1):
+        line += " (busy: other work shared the CPUs; expect noisy figures)"
+    return line
+
+
+def _pytorch_fns(
+    checkpoint: Path, threads: int, images: list[Any], texts: list[str]
+) -> dict[str, Callable[[int], Any]]:
+    """The reference: transformers' CLIPModel with its own processor and tokenizer."""
     import torch
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizerFast
 
@@ -292,8 +355,7 @@ def _bench_pytorch(
             batch = tokenizer(texts[:b], padding=True, return_tensors="pt")
             return model.get_text_features(**batch)
 
-    fns = {"image": image, "text": text}
-    return {name: _median_ms(lambda f=fns[kind], b=b: f(b), reps) for name, kind, b in cases}
+    return {"image": image, "text": text}
 
 
 def main(argv: list[str] | None = None) -> int:

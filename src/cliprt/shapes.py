@@ -203,10 +203,11 @@ def unnamed_colour_spec(rng: np.random.Generator, *, shape: str) -> ShapeSpec:
     """
     spec = sample_spec(rng, colour="red", shape=shape)
     while True:
-        rgb = tuple(int(v) for v in rng.integers(0, 256, 3))
+        r, g, b = (int(v) for v in rng.integers(0, 256, 3))
+        rgb = (r, g, b)
         if (nearest_colour(rgb), shape) not in HELD_OUT:
             break
-    return replace(spec, colour=UNNAMED, rgb=rgb)  # type: ignore[arg-type]
+    return replace(spec, colour=UNNAMED, rgb=rgb)
 
 
 def _background(spec: ShapeSpec, side: int) -> np.ndarray:

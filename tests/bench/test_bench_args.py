@@ -94,7 +94,6 @@ def test_seq_len_beyond_context(tiny_model_dir: Path, capsys: pytest.CaptureFixt
 
 
 def test_topk_is_the_kernel_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("cliprt.bench.topk_bench", reason="the kernel benchmark is not here yet")
     with pytest.raises(SystemExit) as exc:
         cliprt_main(["bench", "topk", "--help"])
     assert exc.value.code == 0
@@ -111,6 +110,8 @@ def test_unloadable_reference(
     assert "cannot be loaded" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("bench_extra")
 def test_shipped_model_by_name(tmp_path: Path) -> None:
     """`cliprt bench shapes` finds the shipped model folder as cliprt.load does."""
     rc = cliprt_main(

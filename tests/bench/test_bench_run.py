@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# Every test here runs the whole bench (a reference, cold starts, memory probes).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("bench_extra")]
+
 FAST = ["--repeats", "2", "--warmup", "1", "--threads", "1", "--quiet"]
 
 
@@ -23,7 +26,9 @@ def _bench(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def full_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def full_run(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, bench_extra: None
+) -> Path:
     out = tmp_path_factory.mktemp("bench-out")
     proc = _bench(
         [str(tiny_model_dir), "--batch", "1,2", "--cold-repeats", "1", "--out", str(out), *FAST]

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow
 def test_demo_quick_runs_end_to_end(tmp_path: Path) -> None:
     exe = shutil.which("cliprt")
     cmd = [exe] if exe else [sys.executable, "-m", "cliprt.cli"]
@@ -26,6 +29,7 @@ def test_demo_quick_runs_end_to_end(tmp_path: Path) -> None:
     assert "query: 'a photo of a large blue square'" in out
     assert "match  search-" in out
     assert "cliprt int8" in out
+    assert "interleaved call by call" in out and "usable CPUs" in out
     assert len(list((tmp_path / "images").glob("search-*.png"))) == 50
 
 
@@ -39,6 +43,7 @@ def test_demo_rejects_bad_threads() -> None:
     assert "--threads must be >= 1, got 0" in proc.stderr
 
 
+@pytest.mark.slow
 def test_demo_without_the_export_extra_runs_on_the_shipped_folder(tmp_path: Path) -> None:
     # A runtime-only install: torch, transformers and onnx cannot be imported.
     code = (

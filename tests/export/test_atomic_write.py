@@ -9,7 +9,10 @@ import pytest
 from cliprt.errors import ExportError, ParityError
 from cliprt.export import export_model
 from cliprt.manifest import read_manifest
-from tests.export.conftest import leftovers
+from tests.helpers import leftovers
+
+# Each test runs whole exports of the tiny checkpoint.
+pytestmark = pytest.mark.slow
 
 
 def test_failed_gate_raises_with_figures_and_writes_nothing(

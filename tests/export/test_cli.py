@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cliprt.cli import main
 from cliprt.manifest import read_manifest
-from tests.export.conftest import leftovers
+from tests.helpers import leftovers
 
 
 def _cliprt(*args: str) -> subprocess.CompletedProcess:
@@ -20,6 +22,7 @@ def _cliprt(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_export_end_to_end(tiny_clip_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "model"
     r = _cliprt(str(tiny_clip_dir), str(out), "--precision", "fp32,int8", "--int8-keep-projection")
@@ -32,6 +35,7 @@ def test_export_end_to_end(tiny_clip_dir: Path, tmp_path: Path) -> None:
     assert m.export["int8"]["keep_projection"] is True
 
 
+@pytest.mark.slow
 def test_failed_gate_exits_non_zero(tiny_clip_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "model"
     r = _cliprt(

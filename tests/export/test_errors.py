@@ -10,7 +10,7 @@ import pytest
 
 from cliprt.errors import ExportError
 from cliprt.export import export_model, parse_precisions
-from tests.export.conftest import leftovers
+from tests.helpers import leftovers
 
 
 def _copy(src: Path, dst: Path, *, drop: tuple[str, ...] = ()) -> Path:
@@ -55,6 +55,7 @@ def test_missing_weights(tiny_clip_dir: Path, tmp_path: Path) -> None:
         export_model(str(src), tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_slow_tokenizer_files_are_enough(tiny_clip_dir: Path, tmp_path: Path) -> None:
     from tokenizers import Tokenizer
 
@@ -134,6 +135,7 @@ def test_unfused_attention_is_an_error(exported_tiny, tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.slow
 def test_hub_source_goes_through_the_folder_path(
     tiny_clip_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

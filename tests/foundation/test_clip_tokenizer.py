@@ -91,9 +91,23 @@ def test_known_ids(clip_tokenizer_dir: Path) -> None:
     assert tok.encode("a photo of a cat").ids == [49406, 320, 1125, 539, 320, 2368, 49407]
 
 
-def test_corpus_is_large_and_varied() -> None:
-    assert len(CORPUS) >= 200
-    assert any(len(s.split()) > 77 for s in CORPUS)
+def test_long_text_is_truncated_to_77_keeping_bos_and_eos(clip_tokenizer_dir: Path) -> None:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(clip_tokenizer_dir / "tokenizer.json"))
+    tok.enable_truncation(77)
+    ids = tok.encode("a " * 100).ids
+    assert len(ids) == 77
+    assert ids[0] == BOS_ID and ids[-1] == EOS_ID and set(ids[1:-1]) == {320}  # "a"
+
+
+def test_case_and_whitespace_do_not_change_the_ids(clip_tokenizer_dir: Path) -> None:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(clip_tokenizer_dir / "tokenizer.json"))
+    want = tok.encode("a photo of a cat").ids
+    for variant in ("A PHOTO OF A CAT", "  a photo\tof a\ncat ", "A Photo  Of A Cat"):
+        assert tok.encode(variant).ids == want, variant
 
 
 @pytest.mark.parametrize("chunk", range(4))

@@ -81,6 +81,7 @@ def test_batch_and_threads_bit_exact_on_many_rows(isa: str, dtype: str) -> None:
                 np.testing.assert_array_equal(i, ref_i[start : start + b])
 
 
+@pytest.mark.slow
 @settings(
     max_examples=60,
     deadline=None,

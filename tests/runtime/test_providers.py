@@ -43,7 +43,7 @@ def test_unknown_devices_are_input_errors(spec) -> None:
 
 
 @no_cuda
-def test_auto_is_cpu_without_cuda(tiny_model_dir: Path) -> None:
+def test_auto_is_cpu_without_cuda() -> None:
     assert resolve_device("auto") == Device("cpu")
     assert resolve_device(None) == Device("cpu")
 

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from cliprt.runtime import ClipModel
@@ -15,6 +16,7 @@ THREADS = 8
 CALLS_PER_THREAD = 200
 
 
+@pytest.mark.slow
 def test_eight_threads_give_the_single_thread_results(model32: ClipModel, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     images: list[object] = []

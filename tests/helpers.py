@@ -1,5 +1,5 @@
-"""Helpers of the export tests (the exported tiny model itself is tests/conftest.py's
-exported_tiny)."""
+"""Plain helpers shared by test modules (fixtures live in the conftest.py files; what
+a test imports lives here, never in a conftest)."""
 
 from __future__ import annotations
 
