@@ -24,7 +24,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from cliprt.errors import InputError, ModelFolderError, ProviderError
-from cliprt.manifest import TOWERS, Manifest, read_manifest, verified_path
+from cliprt.manifest import TOWERS, Manifest, read_manifest
 from cliprt.runtime.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DecodeOptions,
@@ -43,6 +43,7 @@ from cliprt.runtime.providers import (
 from cliprt.runtime.providers import session_options as make_session_options
 from cliprt.runtime.sessions import TowerSession, _set_config
 from cliprt.runtime.tokenizer import ClipTokenizer, check_texts
+from cliprt.verified_files import checked_path
 
 logger = logging.getLogger("cliprt.runtime")
 
@@ -383,7 +384,7 @@ def _tower_session(
         # and is a no-op on VNNI machines.
         _set_config(opts, "session.x64quantprecision", "1")
     return TowerSession(
-        verified_path(folder, variant),
+        checked_path(folder, variant),
         name=tower,
         input_name=variant.input_name,
         output_name=variant.output_name,
@@ -442,7 +443,7 @@ def load(
         raise InputError(f"max_image_pixels must be a positive int, got {max_image_pixels!r}")
     dev = resolve_device(device)
     tok = ClipTokenizer(
-        verified_path(folder, manifest.tokenizer),
+        checked_path(folder, manifest.tokenizer),
         context_length=manifest.context_length,
         pad_id=manifest.pad_id,
     )
