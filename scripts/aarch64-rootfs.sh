@@ -56,7 +56,11 @@ cat > "$DIR/py" <<WRAP
 # The arm64 CPython of $DIR under qemu user-mode emulation.
 export PYTHONPATH="$DIR/site\${PYTHONPATH:+:\$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
-exec "$DIR/qemu/usr/bin/qemu-aarch64-static" -L "$DIR/rootfs" "$DIR/rootfs/usr/bin/python3.11" "\$@"
+# sys.executable is this wrapper (qemu -0 sets argv[0]), so that code which starts
+# sys.executable in a subprocess gets the emulated interpreter again; PYTHONHOME then
+# points CPython at the rootfs's standard library.
+export PYTHONHOME="$DIR/rootfs/usr"
+exec "$DIR/qemu/usr/bin/qemu-aarch64-static" -L "$DIR/rootfs" -0 "$DIR/py" "$DIR/rootfs/usr/bin/python3.11" "\$@"
 WRAP
 chmod +x "$DIR/py"
 "$DIR/py" -c "import platform, numpy, onnxruntime; print(platform.machine(), 'numpy', numpy.__version__, 'onnxruntime', onnxruntime.__version__)"
