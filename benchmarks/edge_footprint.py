@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--cache-dir", help="CLIPRT_CACHE_DIR for the children (default: a fresh one)")
+    p.add_argument(
+        "--verify-always",
+        action="store_true",
+        help="CLIPRT_VERIFY=always: hash every file at every load (cliprt before the cache)",
+    )
     p.add_argument("--out", help="write the raw figures as JSON here")
     ns = p.parse_args(argv)
     man = read_manifest(ns.model)
@@ -58,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         spec = _inputs(Path(tmp), ns.batch)
         os.environ["CLIPRT_CACHE_DIR"] = ns.cache_dir or str(Path(tmp) / "cache")
+        if ns.verify_always:
+            os.environ["CLIPRT_VERIFY"] = "always"
         for _ in range(ns.repeats):
             r = probe(
                 "engine",

@@ -25,6 +25,7 @@ from PIL import Image
 
 from cliprt.errors import InputError, ModelFolderError, ProviderError
 from cliprt.manifest import TOWERS, Manifest, read_manifest
+from cliprt.runtime.heap import release_free_heap
 from cliprt.runtime.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DecodeOptions,
@@ -383,7 +384,7 @@ def _tower_session(
         # instructions of x86 CPUs without VNNI; this makes onnxruntime widen them there
         # and is a no-op on VNNI machines.
         _set_config(opts, "session.x64quantprecision", "1")
-    return TowerSession(
+    session = TowerSession(
         checked_path(folder, variant),
         name=tower,
         input_name=variant.input_name,
@@ -394,6 +395,9 @@ def _tower_session(
         cuda_graph_batch=cuda.cuda_graph_batch if tower == "vision" else None,
         out_dim=manifest.embed_dim,
     )
+    # The parsed model freed by session creation stays in glibc's heap otherwise (RSS).
+    release_free_heap()
+    return session
 
 
 def load(
