@@ -60,6 +60,11 @@ export PYTHONDONTWRITEBYTECODE=1
 # sys.executable in a subprocess gets the emulated interpreter again; PYTHONHOME then
 # points CPython at the rootfs's standard library.
 export PYTHONHOME="$DIR/rootfs/usr"
+# The emulated core: a Neoverse-N1 (Graviton 2, Ampere Altra: ARMv8.2 + dotprod), the one
+# the rootfs's /proc/cpuinfo describes. qemu's default "max" core also offers SVE2, I8MM
+# and BF16, on which onnxruntime 1.32's int8 towers gave wrong embeddings under qemu 7.2
+# (benchmarks/results/aarch64.md); QEMU_CPU=max reproduces that.
+export QEMU_CPU=\${QEMU_CPU:-neoverse-n1}
 exec "$DIR/qemu/usr/bin/qemu-aarch64-static" -L "$DIR/rootfs" -0 "$DIR/py" "$DIR/rootfs/usr/bin/python3.11" "\$@"
 WRAP
 chmod +x "$DIR/py"
