@@ -50,10 +50,14 @@ def compare(a_path: str, b_path: str) -> None:
     )
     for tower in ("image", "text"):
         x, y = a[tower].astype(np.float64), b[tower].astype(np.float64)
-        cos = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+        norms = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+        # A zero row (a tower that produced nothing usable) has no cosine: NaN, reported.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cos = (x * y).sum(1) / norms
         print(
             f"  {tower:5s} n={len(x)}: min cosine {cos.min():.7f}, max abs diff "
-            f"{np.abs(x - y).max():.2e}, same argmax over texts: "
+            f"{np.abs(x - y).max():.2e}, zero rows {int((norms == 0).sum())}, "
+            "same argmax over texts: "
             + (
                 f"{(np.argmax(a['image'] @ a['text'].T, 1) == np.argmax(b['image'] @ b['text'].T, 1)).mean():.3f}"
                 if tower == "image"
