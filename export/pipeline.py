@@ -151,6 +151,8 @@ def _build(
 ) -> Manifest:
     from cliprt.export import fp16 as fp16_mod
     from cliprt.export import int8 as int8_mod
+    from cliprt.export.device_probes import record_probes
+    from cliprt.export.int8_embedding import quantize_token_embeddings
     from cliprt.export.onnx_graph import (
         TEXT_INPUT,
         TEXT_OUTPUT,
@@ -201,10 +203,13 @@ def _build(
     with st.stage("reference embeddings (PyTorch)") as note:
         probes = build_probes(towers, processor, tokenizer, tc.max_position_embeddings)
         note.append(f"{len(probes.pixel_values)} images, {len(probes.input_ids)} texts")
+        # Recorded in the manifest for `cliprt verify` on the device (runtime.probes).
+        device_probes = record_probes(towers, processor, tokenizer, tc.max_position_embeddings)
     logit_scale = float(math.exp(float(towers.model.logit_scale.detach())))
     del towers  # free the PyTorch weights before quantization (ViT-L is large)
 
     towers_out: dict[str, dict[str, Variant]] = {"vision": {}, "text": {}}
+    embedding_quant: list = []
     for precision in wanted:
         paths: dict[str, Path] = {}
         for kind in ("vision", "text"):
@@ -217,6 +222,8 @@ def _build(
                     fp16_mod.convert_fp16(fp32_paths[kind], dst)
                 else:
                     int8_mod.quantize_int8(fp32_paths[kind], dst, int8_options)
+                    # The token-embedding table too (int8 rows): see int8_embedding.
+                    embedding_quant += quantize_token_embeddings(dst)
             paths[kind] = dst
         parities: dict[str, Parity] = {}
         with st.stage(f"validate {precision}") as note:
@@ -264,6 +271,7 @@ def _build(
         preprocessor=file_entry(staging, PREPROCESSOR_FILE),
         preprocessing=preprocessing,
         towers=towers_out,
+        probes=device_probes.to_dict(),
         arch={
             "projection_dim": int(config.projection_dim),
             "vision": {
@@ -295,6 +303,7 @@ def _build(
             if "fp16" in wanted
             else None,
             "int8": int8_options.to_dict() if "int8" in wanted else None,
+            "int8_embedding": [e.to_dict() for e in embedding_quant] if "int8" in wanted else None,
             "gates": {
                 p: {"max_abs_diff": g.max_abs_diff, "min_cosine": g.min_cosine}
                 for p, g in gate_map.items()

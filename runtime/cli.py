@@ -22,6 +22,12 @@ examples:
 examples:
   cliprt classify shapes cat.jpg dog.jpg --labels "a photo of a cat" "a photo of a dog"
 """,
+    "verify": """\
+examples:
+  cliprt verify shapes                      # the precision cliprt.load picks here
+  cliprt verify models/vitb32 --precision int8
+  cliprt verify models/vitb32 --precision all
+""",
     "search": """\
 examples:
   cliprt search shapes --images photos/ --query "a red circle" -k 5
@@ -95,6 +101,21 @@ def register(subparsers: Any) -> None:
         help="index file: loaded if it exists (with its .paths.json), else built and saved",
     )
     p.set_defaults(handler=_search)
+
+    p = subparsers.add_parser(
+        "verify",
+        help="check on this device that the model computes what the exporter validated",
+        description="Recompute the probe images and texts recorded in the manifest at export "
+        "and compare them with the PyTorch reference embeddings (min cosine, max abs diff per "
+        "tower) under the export's gates. Exit status 1 when a gate fails.",
+        epilog=_EXAMPLES["verify"],
+        formatter_class=raw,
+    )
+    p.add_argument("model", metavar="MODEL", help="model folder or shipped model name (shapes)")
+    p.add_argument("--precision", default="auto", help="fp32 | fp16 | int8 | all | auto (default)")
+    p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default)")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per tower")
+    p.set_defaults(handler=_verify)
 
 
 def collect_images(inputs: list[str]) -> list[Path]:
@@ -203,3 +224,23 @@ def _search(args: argparse.Namespace) -> int:
                 break
             print(f"  {rank:2d}. {score:.4f}  {paths[i]}")
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from cliprt.manifest import PRECISIONS, TOWERS, read_manifest
+    from cliprt.runtime.model import load, resolve_model
+    from cliprt.runtime.verify import verify
+
+    if args.precision == "all":
+        manifest = read_manifest(resolve_model(args.model))
+        precisions = [p for p in PRECISIONS if all(p in manifest.towers[t] for t in TOWERS)]
+    else:
+        precisions = [args.precision]
+    passed = True
+    for precision in precisions:
+        model = load(args.model, precision=precision, device=args.device, threads=args.threads)
+        with model:
+            report = verify(model)
+        print(report.text(), flush=True)
+        passed = passed and report.passed
+    return 0 if passed else 1

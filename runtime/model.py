@@ -24,7 +24,8 @@ import onnxruntime as ort
 from PIL import Image
 
 from cliprt.errors import InputError, ModelFolderError, ProviderError
-from cliprt.manifest import TOWERS, Manifest, read_manifest, verified_path
+from cliprt.manifest import TOWERS, Manifest, read_manifest
+from cliprt.runtime.heap import release_free_heap
 from cliprt.runtime.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DecodeOptions,
@@ -43,6 +44,7 @@ from cliprt.runtime.providers import (
 from cliprt.runtime.providers import session_options as make_session_options
 from cliprt.runtime.sessions import TowerSession, _set_config
 from cliprt.runtime.tokenizer import ClipTokenizer, check_texts
+from cliprt.verified_files import checked_path
 
 logger = logging.getLogger("cliprt.runtime")
 
@@ -385,8 +387,8 @@ def _tower_session(
         # instructions of x86 CPUs without VNNI; this makes onnxruntime widen them there
         # and is a no-op on VNNI machines.
         _set_config(opts, "session.x64quantprecision", "1")
-    return TowerSession(
-        verified_path(folder, variant),
+    session = TowerSession(
+        checked_path(folder, variant),
         name=tower,
         input_name=variant.input_name,
         output_name=variant.output_name,
@@ -396,6 +398,9 @@ def _tower_session(
         cuda_graph_batch=cuda.cuda_graph_batch if tower == "vision" else None,
         out_dim=manifest.embed_dim,
     )
+    # The parsed model freed by session creation stays in glibc's heap otherwise (RSS).
+    release_free_heap()
+    return session
 
 
 def load(
@@ -445,7 +450,7 @@ def load(
         raise InputError(f"max_image_pixels must be a positive int, got {max_image_pixels!r}")
     dev = resolve_device(device)
     tok = ClipTokenizer(
-        verified_path(folder, manifest.tokenizer),
+        checked_path(folder, manifest.tokenizer),
         context_length=manifest.context_length,
         pad_id=manifest.pad_id,
     )

@@ -62,3 +62,12 @@ def tiny_model_dir(exported_tiny: Exported) -> Path:
     """The folder of exported_tiny; its manifest's source is tiny_clip_dir, so the bench
     finds its PyTorch reference there."""
     return exported_tiny.folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _verified_files_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The runtime's verified-file cache (cliprt.verified_files) goes to a session folder,
+    never to the user's ~/.cache."""
+    import os
+
+    os.environ["CLIPRT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cliprt-cache"))

@@ -98,6 +98,9 @@ class Manifest:
     towers: dict[str, dict[str, Variant]]
     arch: dict[str, Any] = field(default_factory=dict)
     export: dict[str, Any] = field(default_factory=dict)
+    # Device probes (cliprt.runtime.probes.ProbeRecord.to_dict): recipe, texts and the
+    # PyTorch reference embeddings, for `cliprt verify`. Empty in older folders.
+    probes: dict[str, Any] = field(default_factory=dict)
 
     def precisions(self, tower: str) -> tuple[str, ...]:
         """Precisions present for `tower`, in PRECISIONS order."""
