@@ -199,7 +199,9 @@ def read_manifest(folder: str | os.PathLike[str]) -> Manifest:
     return manifest_from_dict(data, where=str(path))
 
 
-def confined_path(folder: str | os.PathLike[str], name: object, *, what: str = MANIFEST_NAME) -> Path:
+def confined_path(
+    folder: str | os.PathLike[str], name: object, *, what: str = MANIFEST_NAME
+) -> Path:
     """The real path of the file `name` of a model folder, refused if it could lead out.
 
     `name` must be a plain relative path (no absolute path, drive, backslash, ``..`` or
@@ -219,12 +221,7 @@ def confined_path(folder: str | os.PathLike[str], name: object, *, what: str = M
             f"{what} names a file {name!r}, which is not a file name; re-export the model"
         )
     pure = PurePosixPath(name)
-    if (
-        pure.is_absolute()
-        or PureWindowsPath(name).drive
-        or "\\" in name
-        or ".." in pure.parts
-    ):
+    if pure.is_absolute() or PureWindowsPath(name).drive or "\\" in name or ".." in pure.parts:
         raise ModelFolderError(
             f"{what} names the file {name!r}, which is not a relative path inside the model "
             "folder; cliprt reads only files inside the folder: re-export the model"
