@@ -415,7 +415,7 @@ def _tower_session(
         if session_options is not None
         else make_session_options(threads=threads, spinning=spinning)
     )
-    if prec == "int8" and not manifest.export.get("int8", {}).get("reduce_range", True):
+    if prec == "int8" and not (manifest.export.get("int8") or {}).get("reduce_range", True):
         # 8-bit weights (reduce_range off, chosen on a VNNI exporter) overflow the u8s8
         # instructions of x86 CPUs without VNNI; this makes onnxruntime widen them there
         # and is a no-op on VNNI machines.

@@ -202,8 +202,8 @@ def check_manifest_data(
     for key in ("arch", "export"):
         if key in data and not isinstance(data[key], dict):
             raise c.fail(key, data[key], "a JSON object")
-    int8 = data.get("export", {}).get("int8", {})
+    int8 = data.get("export", {}).get("int8") or {}  # null: no int8 variant exported
     if not isinstance(int8, dict):
-        raise c.fail("export.int8", int8, "a JSON object")
+        raise c.fail("export.int8", int8, "a JSON object or null")
     if "reduce_range" in int8:
         c.boolean(int8, "reduce_range", "export.int8.reduce_range")
