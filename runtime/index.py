@@ -498,9 +498,11 @@ def _read_head(path: Path) -> tuple[int, bytes]:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
+            kind = (
+                "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO or device?)"
+            )
             raise IndexFileError(
-                f"{str(path)!r} is not a regular file (a folder, FIFO or device); pass a "
-                f"file written by Index.save."
+                f"{str(path)!r} is {kind}, not an index file; pass a file written by Index.save."
             )
         try:
             head = os.pread(fd, _HEADER_BYTES, 0)
