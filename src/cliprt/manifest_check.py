@@ -157,7 +157,11 @@ def check_manifest_data(
     for key in ("resize_shortest_edge", "crop_height", "crop_width"):
         c.integer(pre, key, f"preprocessing.{key}", 1, MAX_IMAGE_SIDE)
     resample = c.get(pre, "resample", "preprocessing.resample")
-    if isinstance(resample, bool) or resample not in RESAMPLE_VALUES:
+    if (
+        isinstance(resample, bool)
+        or not isinstance(resample, int)
+        or resample not in RESAMPLE_VALUES
+    ):
         raise c.fail("preprocessing.resample", resample, "a PIL resampling filter, 0..5")
     for key in ("do_resize", "do_center_crop", "do_rescale", "do_normalize", "do_convert_rgb"):
         c.boolean(pre, key, f"preprocessing.{key}")
