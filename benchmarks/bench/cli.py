@@ -227,13 +227,13 @@ def _check_out(out: Path) -> None:
     Raises:
         CliprtError: matplotlib is missing or OUT cannot be created.
     """
-    import importlib.util
-
-    if importlib.util.find_spec("matplotlib") is None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
         raise CliprtError(
-            "--out writes bench.png with matplotlib, which is not installed: "
+            f"--out writes bench.png with matplotlib, which cannot be imported ({exc}): "
             'pip install "cliprt[bench]" (or omit --out)'
-        )
+        ) from None
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
