@@ -18,20 +18,54 @@ _STAGING_PREFIX = ".cliprt-staging-"
 
 
 def check_out(out: Path, *, force: bool) -> None:
-    """Refuses an existing OUT without force, and an OUT whose parent cannot hold it.
+    """Refuses an existing OUT without force; with force, refuses to replace anything but
+    an empty folder or a cliprt model folder (one whose manifest.json cliprt reads), so
+    that `--force` can never delete a folder of other files (`cliprt export SRC . --force`).
 
     Raises:
         ExportError: what is wrong with OUT and what to do.
     """
-    if out.exists() and not force:
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not force:
         raise ExportError(
             f"{str(out)!r} already exists; pass --force (force=True) to replace it, "
             "or choose another OUT"
         )
-    if out.exists() and not out.is_dir():
+    if out.is_symlink() or not out.is_dir():
+        what = "a symlink" if out.is_symlink() else "not a folder"
         raise ExportError(
-            f"{str(out)!r} exists and is not a folder; remove it or choose another OUT"
+            f"{str(out)!r} exists and is {what}; --force replaces only a cliprt model folder "
+            "or an empty folder: remove it yourself or choose another OUT"
         )
+    problem = _not_model_folder(out)
+    if problem:
+        raise ExportError(
+            f"{str(out)!r} is not a cliprt model folder ({problem}); --force replaces only a "
+            "model folder written by `cliprt export` or an empty folder, never other files: "
+            "remove it yourself or choose another OUT"
+        )
+
+
+def _not_model_folder(out: Path) -> str | None:
+    """Why `out` (an existing folder) may not be replaced; None if it may."""
+    from cliprt.errors import FormatVersionError, ModelFolderError
+    from cliprt.manifest import MANIFEST_NAME, read_manifest
+
+    try:
+        if not any(out.iterdir()):
+            return None
+    except OSError as exc:
+        return f"cannot list it: {exc.strerror or exc}"
+    if not (out / MANIFEST_NAME).is_file():
+        return f"it holds files but no {MANIFEST_NAME}"
+    try:
+        read_manifest(out)
+    except FormatVersionError:
+        return None  # a newer cliprt's model folder is still a model folder
+    except ModelFolderError as exc:
+        return f"its {MANIFEST_NAME} is not cliprt's: {str(exc)[:200]}"
+    return None
 
 
 @contextmanager

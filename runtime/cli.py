@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # Inputs from which on a progress line is drawn on stderr (unless --quiet).
@@ -66,7 +69,12 @@ def register(subparsers: Any) -> None:
     _common(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files/folders, or texts")
     p.add_argument("--text", action="store_true", help="INPUTs are texts, not images")
-    p.add_argument("-o", "--output", required=True, help="the .npy file to write")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="the .npy file to write, exactly this path (no suffix added); - for stdout",
+    )
     p.set_defaults(handler=_embed)
 
     p = subparsers.add_parser(
@@ -80,7 +88,7 @@ def register(subparsers: Any) -> None:
     _common(p)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     p.add_argument("--labels", nargs="+", required=True, help="label texts")
-    p.add_argument("--top", type=int, default=None, help="print only the best N labels")
+    p.add_argument("--top", type=int, default=None, help="print only the best N labels (N >= 1)")
     p.set_defaults(handler=_classify)
 
     p = subparsers.add_parser(
@@ -151,24 +159,86 @@ def _load(args: argparse.Namespace) -> Any:
     )
 
 
+def output_problem(output: str) -> str | None:
+    """Why `output` cannot be written as a file, checked without creating it (None: it
+    can be tried)."""
+    path = Path(output)
+    if output.endswith(("/", os.sep)) or path.is_dir():
+        return "is a folder; pass a file name, e.g. embeddings.npy"
+    if path.exists() and not path.is_file():
+        return "exists and is not a regular file (a FIFO or device?); pass a file name"
+    parent = path.parent
+    if not parent.is_dir():
+        return f"cannot be created: the folder {str(parent)!r} does not exist"
+    return None
+
+
+@contextmanager
+def open_output(output: str, *, what: str = "-o") -> Iterator[BinaryIO]:
+    """The output file, opened BEFORE the work (so an unwritable path fails at once),
+    written atomically: the path is replaced only once the block ends without an error.
+    "-" is stdout (refused where stdout is a terminal: the content is binary).
+
+    Raises:
+        InputError: the path is a folder, its folder is missing or not writable, or
+            stdout is a terminal.
+    """
+    from cliprt.errors import InputError
+    from cliprt.runtime.atomic import atomic_write
+
+    if output == "-":
+        if sys.stdout.isatty():
+            raise InputError(
+                f"{what} - writes binary .npy data to stdout, which is a terminal; redirect "
+                "it (> out.npy) or pass a file name"
+            )
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    problem = output_problem(output)
+    if problem:
+        raise InputError(f"{what} {output!r} {problem}")
+    try:
+        writer = atomic_write(output)
+        f = writer.__enter__()
+    except OSError as exc:
+        raise InputError(
+            f"{what} {output!r} cannot be written ({exc.strerror or exc}); choose a writable path"
+        ) from None
+    try:
+        yield f
+    except BaseException:
+        writer.__exit__(*sys.exc_info())
+        raise
+    try:
+        writer.__exit__(None, None, None)
+    except OSError as exc:
+        raise InputError(
+            f"{what} {output!r} could not be written ({exc.strerror or exc}); nothing was "
+            "replaced, free some space or choose another path"
+        ) from None
+
+
 def _embed(args: argparse.Namespace) -> int:
     import numpy as np
 
-    model = _load(args)
-    if args.text:
-        emb = model.encode_texts(
-            args.inputs, progress=not args.quiet and len(args.inputs) >= PROGRESS_FROM
-        )
-    else:
-        paths = collect_images(args.inputs)
-        emb = model.encode_images(
-            paths,
-            batch_size=args.batch_size,
-            progress=not args.quiet and len(paths) >= PROGRESS_FROM,
-        )
-    np.save(args.output, emb)
+    with open_output(args.output) as out:
+        model = _load(args)
+        if args.text:
+            emb = model.encode_texts(
+                args.inputs, progress=not args.quiet and len(args.inputs) >= PROGRESS_FROM
+            )
+        else:
+            paths = collect_images(args.inputs)
+            emb = model.encode_images(
+                paths,
+                batch_size=args.batch_size,
+                progress=not args.quiet and len(paths) >= PROGRESS_FROM,
+            )
+        np.save(out, emb)
+    where = "stdout" if args.output == "-" else args.output
     print(
-        f"wrote {emb.shape[0]} x {emb.shape[1]} float32 embeddings to {args.output}",
+        f"wrote {emb.shape[0]} x {emb.shape[1]} float32 embeddings to {where}",
         file=sys.stderr,
     )
     return 0
@@ -177,10 +247,14 @@ def _embed(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from cliprt.errors import InputError
+
+    if args.top is not None and args.top < 1:
+        raise InputError(f"--top must be at least 1, got {args.top}; omit it for every label")
     model = _load(args)
     paths = collect_images(args.images)
     probs = model.classify(paths, args.labels, batch_size=args.batch_size)
-    top = len(args.labels) if args.top is None else max(1, args.top)
+    top = len(args.labels) if args.top is None else args.top
     for path, row in zip(paths, probs, strict=True):
         print(path)
         for j in np.argsort(-row, kind="stable")[:top]:
@@ -192,16 +266,23 @@ def _search(args: argparse.Namespace) -> int:
     from cliprt.errors import InputError
     from cliprt.runtime.index import Index
 
-    model = _load(args)
+    if args.k < 1:
+        raise InputError(f"-k must be at least 1, got {args.k}")
     index_path = Path(args.index) if args.index else None
     paths_file = index_path.with_name(index_path.name + ".paths.json") if index_path else None
+    will_save = index_path is not None and args.images is not None
+    if will_save:
+        # Refuse an unwritable --index before embedding every image.
+        for target in (index_path, paths_file):
+            problem = output_problem(str(target))
+            if problem is None:
+                problem = _writable_problem(target)
+            if problem:
+                raise InputError(f"--index: {str(target)!r} {problem}")
+    model = _load(args)
     if index_path is not None and index_path.exists() and args.images is None:
         index = Index.load(index_path)
-        if paths_file is None or not paths_file.is_file():
-            raise InputError(
-                f"{paths_file} (the image paths of {index_path}) is missing; rebuild with --images"
-            )
-        paths = [Path(p) for p in json.loads(paths_file.read_text(encoding="utf-8"))]
+        paths = _read_paths(paths_file, index_path, len(index))
     elif args.images is not None:
         paths = collect_images(args.images)
         index = model.build_index(
@@ -210,9 +291,15 @@ def _search(args: argparse.Namespace) -> int:
             progress=not args.quiet and len(paths) >= PROGRESS_FROM,
         )
         if index_path is not None:
-            index.save(index_path)
             assert paths_file is not None
-            paths_file.write_text(json.dumps([str(p) for p in paths]), encoding="utf-8")
+            try:
+                index.save(index_path)
+            except OSError as exc:
+                raise InputError(
+                    f"--index {str(index_path)!r} could not be written ({exc.strerror or exc})"
+                ) from None
+            with open_output(str(paths_file), what="--index") as f:
+                f.write(json.dumps([str(p) for p in paths]).encode("utf-8"))
             print(f"saved the index of {len(paths)} images to {index_path}", file=sys.stderr)
     else:
         raise InputError("search needs --images (to build an index) or an existing --index file")
@@ -222,7 +309,9 @@ def _search(args: argparse.Namespace) -> int:
         for rank, (score, i) in enumerate(zip(srow, irow, strict=True), 1):
             if i < 0:
                 break
-            print(f"  {rank:2d}. {score:.4f}  {paths[i]}")
+            # An index built through the API may carry ids beyond its paths list.
+            name = paths[i] if i < len(paths) else f"id {i}"
+            print(f"  {rank:2d}. {score:.4f}  {name}")
     return 0
 
 
@@ -244,3 +333,46 @@ def _verify(args: argparse.Namespace) -> int:
         print(report.text(), flush=True)
         passed = passed and report.passed
     return 0 if passed else 1
+def _writable_problem(path: Path) -> str | None:
+    """Whether a file can be created in `path`'s folder, tried with a probe file (which
+    is what counts, for root and read-only mounts alike)."""
+    from cliprt.runtime.atomic import atomic_write
+
+    class _Probe(Exception):
+        pass
+
+    try:
+        with atomic_write(path.with_name(path.name + ".probe")):
+            raise _Probe  # abandon: nothing is renamed, the temp file is removed
+    except _Probe:
+        return None
+    except OSError as exc:
+        return f"cannot be written ({exc.strerror or exc}); choose a writable path"
+
+
+def _read_paths(paths_file: Path | None, index_path: Path, rows: int) -> list[Path]:
+    """The image paths saved beside an index, checked against it.
+
+    Raises:
+        InputError: missing, unreadable, or not one path per row of the index.
+    """
+    from cliprt.errors import InputError
+
+    if paths_file is None or not paths_file.is_file():
+        raise InputError(
+            f"{paths_file} (the image paths of {index_path}) is missing; rebuild with --images"
+        )
+    try:
+        paths = json.loads(paths_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(
+            f"{paths_file} cannot be read ({type(exc).__name__}); rebuild with --images"
+        ) from None
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise InputError(f"{paths_file} is not a JSON list of paths; rebuild with --images")
+    if len(paths) != rows:
+        raise InputError(
+            f"{paths_file} lists {len(paths)} paths but {index_path} has {rows} rows; they do "
+            "not belong together: rebuild with --images"
+        )
+    return [Path(p) for p in paths]

@@ -19,13 +19,21 @@ The pipeline, in CLIPImageProcessor's order:
 
 Decompression bombs: an image of more than ``max_image_pixels`` pixels (default
 ``DEFAULT_MAX_IMAGE_PIXELS``, PIL's own 89,478,485) is refused with an InputError
-before it is decoded.
+before it is decoded. Pillow applies its own guard (``PIL.Image.MAX_IMAGE_PIXELS``,
+which cliprt never changes) first, so ``cliprt.load`` refuses a larger
+``max_image_pixels`` rather than promise what Pillow would refuse.
+
+Paths: only regular files are opened, and without blocking: a FIFO, device or folder is
+an InputError naming the item, never a read that waits forever. Whatever Pillow raises
+while decoding an item (its plugins raise OSError, ValueError, NotImplementedError,
+struct.error...) becomes an InputError naming the item.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -88,6 +96,53 @@ def _check_pixels(im: Image.Image, where: str, limit: int) -> None:
         raise InputError(f"{where}: image has zero size ({im.width}x{im.height})")
 
 
+def pil_pixel_limit() -> int | None:
+    """The most pixels Pillow itself decodes: it raises DecompressionBombError beyond
+    twice PIL.Image.MAX_IMAGE_PIXELS and warns beyond it (None: no limit)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else int(limit)
+
+
+def _open_regular(path: Path, where: str) -> io.BufferedReader:
+    """Opens a path for reading only if it is a regular file, without blocking on a FIFO.
+
+    Raises:
+        InputError: missing, unreadable, or not a regular file (folder, FIFO, device,
+            socket), naming the item.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError as exc:
+        raise InputError(f"{where}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{where}: is a directory, not an image file") from exc
+    except OSError as exc:
+        raise InputError(f"{where}: cannot open ({exc.strerror or exc})") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a directory"
+                if stat.S_ISDIR(mode)
+                else "a FIFO (named pipe)"
+                if stat.S_ISFIFO(mode)
+                else "a device"
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket"
+                if stat.S_ISSOCK(mode)
+                else "not a regular file"
+            )
+            raise InputError(f"{where}: is {kind}, not an image file; pass a regular file")
+        if os.fstat(fd).st_size == 0:
+            raise InputError(f"{where}: file is empty (0 bytes)")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _open(source: Any, where: str, options: DecodeOptions) -> Image.Image:
     try:
         with Image.open(source) as im:
@@ -97,8 +152,12 @@ def _open(source: Any, where: str, options: DecodeOptions) -> Image.Image:
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard (PIL.Image.MAX_IMAGE_PIXELS), not cliprt's max_image_pixels:
+        # load() keeps max_image_pixels within it, so raising that would not help.
         raise InputError(
-            f"{where}: refused as a decompression bomb ({exc}); raise max_image_pixels in cliprt.load() if it is genuine"
+            f"{where}: refused as a decompression bomb by Pillow's own guard ({exc}); if the "
+            "image is genuine, raise PIL.Image.MAX_IMAGE_PIXELS (process-wide) and "
+            "max_image_pixels in cliprt.load()"
         ) from exc
     except UnidentifiedImageError as exc:
         raise InputError(f"{where}: not an image PIL can identify (empty or corrupt?)") from exc
@@ -106,9 +165,15 @@ def _open(source: Any, where: str, options: DecodeOptions) -> Image.Image:
         raise InputError(f"{where}: no such file") from exc
     except IsADirectoryError as exc:
         raise InputError(f"{where}: is a directory, not an image file") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        # PIL reports truncated or corrupt data as OSError/SyntaxError/ValueError.
-        raise InputError(f"{where}: cannot decode image ({type(exc).__name__}: {exc})") from exc
+    except MemoryError as exc:
+        raise InputError(f"{where}: too large to decode in the memory available") from exc
+    except Exception as exc:
+        # PIL reports truncated, corrupt or unsupported data as OSError, SyntaxError,
+        # ValueError, NotImplementedError (e.g. DDS variants), struct.error...: for an
+        # untrusted file every one of them means "cannot decode this item".
+        raise InputError(
+            f"{where}: cannot decode image ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from exc
 
 
 def _orient_rgb(im: Image.Image, options: DecodeOptions) -> Image.Image:
@@ -145,10 +210,11 @@ def decode_image(
     if isinstance(item, (str, os.PathLike)):
         if isinstance(item, str) and not item:
             raise InputError(f"{where}: empty path")
-        path = Path(item)
-        if path.is_file() and path.stat().st_size == 0:
-            raise InputError(f"{where}: file is empty (0 bytes)")
-        return _open(path, where, options)
+        raw = os.fspath(item)
+        if (b"\0" if isinstance(raw, bytes) else "\0") in raw:
+            raise InputError(f"{where}: a path cannot contain a NUL character")
+        with _open_regular(Path(item), where) as f:
+            return _open(f, where, options)
     if isinstance(item, (bytes, bytearray, memoryview)):
         if len(item) == 0:
             raise InputError(f"{where}: empty bytes")

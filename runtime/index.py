@@ -20,7 +20,10 @@ from different ISAs may differ in the last bits.
 
 Ordering: results are sorted by score descending; equal scores put the lower id first.
 When ``k`` exceeds the number of rows the tail of each result row holds id -1 and score
--inf (FAISS's convention). Rows whose score is NaN (a NaN in the row) never appear.
+-inf (FAISS's convention); an empty index gives only such padding, and zero queries give
+(0, k) results. ``k`` may exceed the number of rows by at most ``MAX_PADDED_K``: a larger
+``k`` is an InputError, never an allocation of ``nq * k`` padding. Rows whose score is
+NaN (a NaN in the row) never appear.
 
 File format (little-endian), written atomically by :meth:`Index.save`::
 
@@ -32,6 +35,10 @@ File format (little-endian), written atomically by :meth:`Index.save`::
     32  32s  sha256 of everything after the 64-byte header
     64       rows (count * dim * itemsize), then for int8 the scales (count * fp32),
              then the ids (count * int64); each section starts on a 64-byte boundary.
+
+Loading checks, before any row is used: the header (magic, version, dtype, dim up to
+``MAX_DIM``), the exact file size, the sha256, then the values (ids >= 0, rows and int8
+scales finite): a damaged or crafted file is an IndexFileError, never a wrong hit.
 """
 
 from __future__ import annotations
@@ -39,18 +46,20 @@ from __future__ import annotations
 import hashlib
 import operator
 import os
+import stat
 import struct
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from cliprt import _topk
-from cliprt.errors import IndexFileError, InputError
+from cliprt.errors import IndexFileError, InputError, ProviderError
+from cliprt.runtime.atomic import atomic_write
+from cliprt.runtime.threads import check_threads
 
-__all__ = ["FORMAT_VERSION", "Index", "available_isas"]
+__all__ = ["FORMAT_VERSION", "MAX_DIM", "MAX_PADDED_K", "Index", "available_isas"]
 
 FORMAT_VERSION = 1
 _MAGIC = b"CLIPRTIX"
@@ -66,14 +75,33 @@ _DTYPE_CODES = {"fp32": 0, "fp16": 1, "int8": 2}
 _HASH_CHUNK = 64 << 20  # bytes hashed per step, so a large mmap is never copied whole
 _CHUNK_ROWS = 65536  # rows checked / converted per step in add
 _FP16_MAX = 65504.0
+MAX_DIM = 1 << 20  # far beyond any embedding; a larger header dim is a damaged file
+MAX_PADDED_K = 1 << 16  # hits per query beyond len(index) (padding) that search accepts
+
+
+def _kernel() -> ModuleType:
+    """The compiled kernel, imported on first use so that a bad CLIPRT_ISA fails only
+    what searches, with a typed error (the kernel resolves it at import)."""
+    try:
+        from cliprt import _topk
+    except ImportError as exc:
+        if "CLIPRT_ISA" in str(exc):
+            raise ProviderError(
+                f"{exc} Unset CLIPRT_ISA or set it to one of those to search."
+            ) from None
+        raise
+    return _topk
 
 
 def available_isas() -> list[str]:
     """The SIMD instruction sets the kernel can use on this machine, best last.
 
     ``CLIPRT_ISA`` (environment variable, read at import) forces one of them.
+
+    Raises:
+        ProviderError: CLIPRT_ISA names an instruction set this machine lacks.
     """
-    return list(_topk.available_isas())
+    return list(_kernel().available_isas())
 
 
 def _align(offset: int) -> int:
@@ -111,7 +139,8 @@ class Index:
         dim: Length of each vector (e.g. 512 for ViT-B/32 embeddings).
         dtype: Row storage: ``"fp32"``, ``"fp16"`` or ``"int8"`` (see the module
             docstring for what "exact" means for each).
-        threads: Threads a search uses; None uses every core of the machine.
+        threads: Threads a search uses, 1 to ``MAX_THREADS`` (256); None uses every
+            core of the machine.
 
     Example:
         >>> index = Index(512, "fp16")
@@ -127,15 +156,12 @@ class Index:
             )
         if dtype not in _DTYPES:
             raise InputError(f"unknown index dtype {dtype!r}; choose one of {sorted(_DTYPES)}.")
-        if threads is not None and (
-            isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1
-        ):
-            raise InputError(
-                f"threads must be a positive integer or None (all cores), got {threads!r}."
-            )
+        if dim > MAX_DIM:
+            raise InputError(f"dim must be at most {MAX_DIM}, got {dim}.")
+        threads = check_threads(threads, none="every core")
         self._dim = int(dim)
         self._dtype = dtype
-        self._threads = 0 if threads is None else int(threads)
+        self._threads = 0 if threads is None else threads
         # Test hook: rows below which a thread is not started (0: the kernel decides).
         self._min_rows_per_thread = 0
         self._n = 0
@@ -270,14 +296,16 @@ class Index:
         Args:
             queries: float32 array (nq, dim), or (dim,) for one query (treated as
                 (1, dim)). Other float dtypes are converted (queries are small).
-            k: Hits per query, >= 1. Beyond len(index) the tail is id -1, score -inf.
+            k: Hits per query, >= 1. Beyond len(index) the tail is id -1, score -inf;
+                k may exceed len(index) by at most MAX_PADDED_K.
 
         Returns:
             (scores, ids): float32 (nq, k) and int64 (nq, k), best first; equal scores
             put the lower id first.
 
         Raises:
-            InputError: k < 1, wrong dim, non-float dtype, NaN/inf in the queries.
+            InputError: k < 1 or too large, wrong dim, non-float dtype, NaN/inf in
+                the queries, or results too large for memory.
         """
         if isinstance(k, bool):
             raise InputError(f"k must be a positive integer, got {k!r}.")
@@ -287,6 +315,12 @@ class Index:
             raise InputError(f"k must be a positive integer, got {k!r}.") from None
         if k < 1:
             raise InputError(f"k must be >= 1, got {k}; ask for at least one hit per query.")
+        if k > self._n + MAX_PADDED_K:
+            raise InputError(
+                f"k={k} exceeds the index's {self._n} rows by more than {MAX_PADDED_K} "
+                f"(the padding cap); ask for at most k={self._n + MAX_PADDED_K}, or "
+                f"k=len(index) for every row."
+            )
         q = np.asarray(queries)
         if not np.issubdtype(q.dtype, np.floating):
             raise InputError(
@@ -303,16 +337,30 @@ class Index:
                 f"queries contain NaN or inf (first in query {bad}); a NaN query has no "
                 f"ranking, fix or drop it."
             )
-        scales = self._scales[: self._n] if self._dtype == "int8" else None
-        return _topk.search(
-            self._rows[: self._n],
-            q,
-            k=k,
-            threads=self._threads,
-            scales=scales,
-            ids=self._ids[: self._n],
-            min_rows_per_thread=self._min_rows_per_thread,
-        )
+        nq = q.shape[0]
+        try:
+            if nq == 0 or self._n == 0:
+                # No rows to rank (or nothing to rank them for): FAISS's padding, without
+                # calling the kernel.
+                return (
+                    np.full((nq, k), -np.inf, dtype=np.float32),
+                    np.full((nq, k), -1, dtype=np.int64),
+                )
+            scales = self._scales[: self._n] if self._dtype == "int8" else None
+            return _kernel().search(
+                self._rows[: self._n],
+                q,
+                k=k,
+                threads=self._threads,
+                scales=scales,
+                ids=self._ids[: self._n],
+                min_rows_per_thread=self._min_rows_per_thread,
+            )
+        except MemoryError:
+            raise InputError(
+                f"the results of {nq} queries x k={k} ({12 * nq * k} bytes) do not fit in "
+                f"memory; search fewer queries at a time or with a smaller k."
+            ) from None
 
     # -- files -------------------------------------------------------------------------
 
@@ -325,10 +373,12 @@ class Index:
         return out
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Writes the index to one file, atomically (a temp file, then os.replace).
+        """Writes the index to one file, atomically (a hidden temp file beside it, then
+        os.replace), with the mode a plain open() gives (0o666 less the umask). Temp files
+        left by a writer killed meanwhile (kill -9) are removed (cliprt.runtime.atomic).
 
         Raises:
-            OSError: the folder is missing or not writable.
+            OSError: the folder is missing or not writable, or the disk is full.
         """
         path = Path(path)
         sections = self._sections()
@@ -352,23 +402,16 @@ class Index:
             self._n,
             digest.digest(),
         ).ljust(_HEADER_BYTES, b"\0")
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(header)
-                for pad, arr in layout:
-                    f.write(bytes(pad))
-                    f.write(arr.reshape(-1).view(np.uint8).data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as f:
+            f.write(header)
+            for pad, arr in layout:
+                f.write(bytes(pad))
+                f.write(memoryview(arr.reshape(-1).view(np.uint8)))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> Index:
-        """Reads an index written by :meth:`save`, checking its checksum.
+        """Reads an index written by :meth:`save`, checking its header, size, checksum
+        and values (see the module docstring).
 
         Args:
             path: The index file.
@@ -377,49 +420,36 @@ class Index:
                 on its first ``add``.
 
         Raises:
-            IndexFileError: not an index file, a newer format, truncated or altered.
+            IndexFileError: missing, not a regular file, not an index file, a newer
+                format, truncated, altered or holding invalid values.
+            InputError: `path` is not a path.
         """
+        if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+            raise InputError(f"path must be a str or os.PathLike, got {type(path).__name__}.")
         path = Path(path)
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(_HEADER_BYTES)
-        if len(head) < _HEADER_BYTES or not head.startswith(_MAGIC):
-            raise IndexFileError(
-                f"{path} is not a cliprt index file (no {_MAGIC!r} header); pass a file "
-                f"written by Index.save."
-            )
-        _, version, code, dim, count, digest = _HEADER.unpack(head[: _HEADER.size])
-        if version > FORMAT_VERSION:
-            raise IndexFileError(
-                f"{path} has index format version {version}, this cliprt reads up to "
-                f"version {FORMAT_VERSION}; upgrade cliprt to load it."
-            )
-        if version < 1:
-            raise IndexFileError(f"{path} has an invalid format version {version}.")
-        names = {v: k for k, v in _DTYPE_CODES.items()}
-        if code not in names or dim < 1:
-            raise IndexFileError(
-                f"{path} has an invalid header (dtype code {code}, dim {dim}); the file "
-                f"is damaged, rebuild or restore it."
-            )
-        dtype = names[code]
+        size, head = _read_head(path)
+        dtype, dim, count, digest = _parse_header(path, head)
         specs: list[tuple[np.dtype[Any], tuple[int, ...]]] = [(_DTYPES[dtype], (count, dim))]
         if dtype == "int8":
             specs.append((np.dtype(np.float32), (count,)))
         specs.append((np.dtype(np.int64), (count,)))
+        # Python ints: a crafted count * dim cannot overflow into a negative size.
         offsets = []
         offset = _HEADER_BYTES
         for dt, shape in specs:
             start = _align(offset)
             offsets.append(start)
-            offset = start + dt.itemsize * int(np.prod(shape))
+            offset = start + dt.itemsize * _product(shape)
         if size != offset:
             what = "truncated" if size < offset else "longer than its header says"
             raise IndexFileError(
-                f"{path} is {what}: {size} bytes, expected {offset} for {count} rows of "
-                f"dim {dim} ({dtype}); rebuild or restore the file."
+                f"{path} is {what}: {size} bytes, its header ({count} rows of dim {dim}, "
+                f"{dtype}) needs {offset}; rebuild or restore the file."
             )
-        raw = np.memmap(path, dtype=np.uint8, mode="r") if size > 0 else np.empty(0, np.uint8)
+        try:
+            raw = np.memmap(path, dtype=np.uint8, mode="r")
+        except (OSError, ValueError) as exc:
+            raise IndexFileError(f"{path} cannot be mapped: {exc}; rebuild or restore it.") from exc
         hasher = hashlib.sha256()
         for start in range(_HEADER_BYTES, size, _HASH_CHUNK):
             hasher.update(raw[start : min(size, start + _HASH_CHUNK)].data)
@@ -430,10 +460,11 @@ class Index:
             )
         arrays = []
         for (dt, shape), start in zip(specs, offsets, strict=True):
-            nbytes = dt.itemsize * int(np.prod(shape))
+            nbytes = dt.itemsize * _product(shape)
             view = raw[start : start + nbytes].view(dt).reshape(shape)
             arrays.append(view if mmap else np.array(view))
         del raw
+        _check_values(path, arrays, dtype)
         index = cls(dim, dtype)
         index._rows = arrays[0]
         if dtype == "int8":
@@ -441,3 +472,100 @@ class Index:
         index._ids = arrays[-1]
         index._n = count
         return index
+
+
+def _product(shape: tuple[int, ...]) -> int:
+    out = 1
+    for n in shape:
+        out *= int(n)
+    return out
+
+
+def _read_head(path: Path) -> tuple[int, bytes]:
+    """(file size, first 64 bytes) of a regular file; never blocks on a FIFO.
+
+    Raises:
+        IndexFileError: missing, a folder or another non-regular file, unreadable.
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise IndexFileError(
+            f"no index file {str(path)!r}; pass a file written by Index.save."
+        ) from None
+    except IsADirectoryError:
+        raise IndexFileError(
+            f"{str(path)!r} is a folder, not an index file; pass a file written by Index.save."
+        ) from None
+    except OSError as exc:
+        raise IndexFileError(f"cannot open the index file {str(path)!r}: {exc.strerror}.") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = (
+                "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO or device?)"
+            )
+            raise IndexFileError(
+                f"{str(path)!r} is {kind}, not an index file; pass a file written by Index.save."
+            )
+        try:
+            head = os.pread(fd, _HEADER_BYTES, 0)
+        except OSError as exc:
+            raise IndexFileError(f"cannot read {str(path)!r}: {exc.strerror}.") from None
+    finally:
+        os.close(fd)
+    return st.st_size, head
+
+
+def _parse_header(path: Path, head: bytes) -> tuple[str, int, int, bytes]:
+    """(dtype, dim, count, sha256) from the 64-byte header, each checked.
+
+    Raises:
+        IndexFileError: not an index file, a newer version or an invalid field.
+    """
+    if len(head) < _HEADER_BYTES or not head.startswith(_MAGIC):
+        raise IndexFileError(
+            f"{path} is not a cliprt index file (no {_MAGIC!r} header); pass a file "
+            f"written by Index.save."
+        )
+    _, version, code, dim, count, digest = _HEADER.unpack(head[: _HEADER.size])
+    if version > FORMAT_VERSION:
+        raise IndexFileError(
+            f"{path} has index format version {version}, this cliprt reads up to "
+            f"version {FORMAT_VERSION}; upgrade cliprt to load it."
+        )
+    if version < 1:
+        raise IndexFileError(f"{path} has an invalid format version {version}.")
+    names = {v: k for k, v in _DTYPE_CODES.items()}
+    if code not in names or not 1 <= dim <= MAX_DIM:
+        raise IndexFileError(
+            f"{path} has an invalid header (dtype code {code}, dim {dim}); the file "
+            f"is damaged, rebuild or restore it."
+        )
+    return names[code], dim, count, digest
+
+
+def _check_values(path: Path, arrays: list[np.ndarray], dtype: str) -> None:
+    """Ids >= 0 (-1 means "no hit" in results), rows and int8 scales finite and >= 0,
+    checked in chunks so that a large mapped file is never copied whole.
+
+    Raises:
+        IndexFileError: the first invalid value, with its row.
+    """
+    ids = arrays[-1]
+    checks = [("id", ids, lambda a: a >= 0)]
+    if dtype != "int8":
+        checks.append(("row", arrays[0], lambda a: np.isfinite(a).all(axis=1)))
+    else:
+        checks.append(("scale", arrays[1], lambda a: np.isfinite(a) & (a >= 0)))
+    for what, arr, ok_of in checks:
+        for start in range(0, arr.shape[0], _CHUNK_ROWS):
+            ok = ok_of(arr[start : start + _CHUNK_ROWS])
+            if not ok.all():
+                row = start + int(np.flatnonzero(~ok)[0])
+                raise IndexFileError(
+                    f"{path} holds an invalid {what} at row {row} (id {int(ids[row])}): ids "
+                    f"must be >= 0 and vectors finite; the file is damaged or crafted, rebuild "
+                    f"or restore it."
+                )

@@ -12,6 +12,7 @@ Torch-free: only numpy, onnxruntime, tokenizers and PIL.
 from __future__ import annotations
 
 import logging
+import operator
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,16 +24,18 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from cliprt.errors import InputError, ModelFolderError, ProviderError
-from cliprt.manifest import TOWERS, Manifest, read_manifest
+from cliprt.errors import InputError, ModelClosedError, ModelFolderError, ProviderError
+from cliprt.manifest import MANIFEST_NAME, TOWERS, Manifest, read_manifest
 from cliprt.runtime.heap import release_free_heap
 from cliprt.runtime.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DecodeOptions,
     ImageInput,
     load_and_preprocess,
+    pil_pixel_limit,
 )
 from cliprt.runtime.index import Index
+from cliprt.runtime.onnx_external import MalformedOnnxError, external_data_locations
 from cliprt.runtime.progress import Progress
 from cliprt.runtime.providers import (
     CudaOptions,
@@ -43,6 +46,7 @@ from cliprt.runtime.providers import (
 )
 from cliprt.runtime.providers import session_options as make_session_options
 from cliprt.runtime.sessions import TowerSession, _set_config
+from cliprt.runtime.threads import check_threads
 from cliprt.runtime.tokenizer import ClipTokenizer, check_texts
 from cliprt.verified_files import checked_path
 
@@ -70,8 +74,14 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
     """A model folder path from a path, or from the name of a shipped model.
 
     Raises:
+        InputError: `model` is not a str or os.PathLike.
         ModelFolderError: neither an existing path nor a shipped name.
     """
+    if not isinstance(model, (str, os.PathLike)):
+        raise InputError(
+            f"model must be a folder path (str or os.PathLike) or a shipped model's name, got "
+            f"{type(model).__name__} {model!r}"
+        )
     path = Path(model)
     if path.exists():
         return path
@@ -113,9 +123,15 @@ def _image_list(images: Any) -> list[Any]:
 
 
 def _check_batch_size(batch_size: int) -> int:
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+    value = None
+    if not isinstance(batch_size, bool):
+        try:
+            value = operator.index(batch_size)
+        except TypeError:
+            value = None
+    if value is None or value < 1:
         raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
-    return batch_size
+    return value
 
 
 class ClipModel:
@@ -160,6 +176,7 @@ class ClipModel:
         self.embed_dim = manifest.embed_dim
         self.logit_scale = float(manifest.logit_scale)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cliprt-decode")
+        self._closed = False
 
     def __repr__(self) -> str:
         return (
@@ -168,8 +185,16 @@ class ClipModel:
         )
 
     def close(self) -> None:
-        """Stops the decoding threads (sessions are freed with the object)."""
+        """Stops the decoding threads (sessions are freed with the object). Encoding
+        afterwards raises ModelClosedError."""
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ModelClosedError(
+                f"this model ({self.folder}) was closed; load it again with cliprt.load()"
+            )
 
     def __enter__(self) -> ClipModel:
         return self
@@ -181,6 +206,7 @@ class ClipModel:
 
     def preprocess(self, images: Iterable[ImageInput] | ImageInput) -> np.ndarray:
         """Pixel values float32 (n, 3, H, W) exactly as the vision tower receives them."""
+        self._check_open()
         items = _image_list(images)
         pre, opts = self.manifest.preprocessing, self.decode_options
         return np.stack([load_and_preprocess(item, i, pre, opts) for i, item in enumerate(items)])
@@ -203,7 +229,9 @@ class ClipModel:
         Raises:
             InputError: an empty list, or an item that cannot be decoded (named by
                 index and path or type).
+            ModelClosedError: after close().
         """
+        self._check_open()
         items = _image_list(images)
         batch_size = _check_batch_size(batch_size)
         n = len(items)
@@ -217,10 +245,14 @@ class ClipModel:
 
         def submit(start: int) -> list[Future[np.ndarray]]:
             stop = min(start + batch_size, n)
-            return [
-                self._pool.submit(load_and_preprocess, items[i], i, pre, opts)
-                for i in range(start, stop)
-            ]
+            try:
+                return [
+                    self._pool.submit(load_and_preprocess, items[i], i, pre, opts)
+                    for i in range(start, stop)
+                ]
+            except RuntimeError as exc:  # "cannot schedule new futures after shutdown"
+                self._check_open()
+                raise ModelClosedError(f"the decoding threads are stopped ({exc})") from exc
 
         pending = submit(starts[0])
         try:
@@ -254,7 +286,9 @@ class ClipModel:
 
         Raises:
             InputError: an empty list, a non-string item or an empty string.
+            ModelClosedError: after close().
         """
+        self._check_open()
         texts = check_texts([texts] if isinstance(texts, str) else texts)
         batch_size = _check_batch_size(batch_size)
         out = np.empty((len(texts), self.embed_dim), dtype=np.float32)
@@ -355,10 +389,12 @@ class ClipModel:
     def warmup(self, batch_sizes: Iterable[int] = (1,)) -> None:
         """Runs both towers once per batch size so that first calls are not slow
         (allocations, CUDA kernel selection)."""
-        size = self.manifest.image_size
+        self._check_open()
+        pre = self.manifest.preprocessing
         for b in batch_sizes:
-            b = _check_batch_size(int(b))
-            self.vision.run(np.zeros((b, 3, size, size), dtype=np.float32))
+            b = _check_batch_size(b)
+            # The shape encode_images feeds: the crop, not manifest.image_size.
+            self.vision.run(np.zeros((b, 3, pre.crop_height, pre.crop_width), dtype=np.float32))
             for length in sorted({8, self.manifest.context_length}):
                 ids = np.full((b, length), self.manifest.pad_id, dtype=np.int64)
                 ids[:, 0] = self.manifest.bos_id
@@ -377,18 +413,20 @@ def _tower_session(
     cuda: CudaOptions,
 ) -> TowerSession:
     variant = manifest.towers[tower][prec]
+    path = checked_path(folder, variant)
+    _refuse_external_data(path)
     opts = (
         session_options
         if session_options is not None
         else make_session_options(threads=threads, spinning=spinning)
     )
-    if prec == "int8" and not manifest.export.get("int8", {}).get("reduce_range", True):
+    if prec == "int8" and not (manifest.export.get("int8") or {}).get("reduce_range", True):
         # 8-bit weights (reduce_range off, chosen on a VNNI exporter) overflow the u8s8
         # instructions of x86 CPUs without VNNI; this makes onnxruntime widen them there
         # and is a no-op on VNNI machines.
         _set_config(opts, "session.x64quantprecision", "1")
     session = TowerSession(
-        checked_path(folder, variant),
+        path,
         name=tower,
         input_name=variant.input_name,
         output_name=variant.output_name,
@@ -398,9 +436,64 @@ def _tower_session(
         cuda_graph_batch=cuda.cuda_graph_batch if tower == "vision" else None,
         out_dim=manifest.embed_dim,
     )
+    _check_tower_shapes(session, manifest, tower, path)
     # The parsed model freed by session creation stays in glibc's heap otherwise (RSS).
     release_free_heap()
     return session
+
+
+def _refuse_external_data(path: Path, declared: Iterable[str] = ()) -> None:
+    """Refuses an .onnx that makes onnxruntime read external-data files the manifest
+    does not list (and so does not hash). `declared`: the locations the manifest lists
+    and verifies (none in format_version 1).
+
+    Raises:
+        ModelFolderError: an undeclared external-data reference, or an unparsable file.
+    """
+    try:
+        locations = external_data_locations(path)
+    except (MalformedOnnxError, OSError) as exc:
+        raise ModelFolderError(
+            f"{path} is not a readable ONNX model ({exc}); re-export the model"
+        ) from exc
+    allowed = set(declared)
+    undeclared = [loc for loc in locations if loc not in allowed]
+    if undeclared:
+        raise ModelFolderError(
+            f"{path} references external data {undeclared[:5]} that {MANIFEST_NAME} does not "
+            "list with a sha256, so cliprt cannot check what onnxruntime would read; "
+            "re-export the model"
+        )
+
+
+def _check_tower_shapes(session: TowerSession, manifest: Manifest, tower: str, path: Path) -> None:
+    """The graph's static dims must agree with the manifest (embed_dim, crop size), so
+    that a mismatch fails the load, not the first encode.
+
+    Raises:
+        ModelFolderError: a static dim differs from the manifest's value.
+    """
+    sess = session.session
+    out = next(o for o in sess.get_outputs() if o.name == session.output_name)
+    expected: list[tuple[str, object, int]] = [
+        ("output width", (out.shape or [None])[-1], manifest.embed_dim)
+    ]
+    if tower == "vision":
+        inp = next(i for i in sess.get_inputs() if i.name == session.input_name)
+        shape = list(inp.shape or [])
+        pre = manifest.preprocessing
+        if len(shape) == 4:
+            expected += [
+                ("input channels", shape[1], 3),
+                ("input height", shape[2], pre.crop_height),
+                ("input width", shape[3], pre.crop_width),
+            ]
+    for what, got, want in expected:
+        if isinstance(got, int) and got != want:
+            raise ModelFolderError(
+                f"{path}: the {tower} tower's {what} is {got} but {MANIFEST_NAME} implies "
+                f"{want}; the manifest does not belong to this model: re-export it"
+            )
 
 
 def load(
@@ -446,14 +539,24 @@ def load(
     """
     folder = resolve_model(model)
     manifest = read_manifest(folder)
-    if not isinstance(max_image_pixels, int) or max_image_pixels < 1:
-        raise InputError(f"max_image_pixels must be a positive int, got {max_image_pixels!r}")
+    warmup_batches = _check_load_args(
+        precision,
+        threads,
+        session_options,
+        spinning,
+        exif_transpose,
+        max_image_pixels,
+        decode_workers,
+        warmup_batches,
+        cuda,
+    )
     dev = resolve_device(device)
     tok = ClipTokenizer(
         checked_path(folder, manifest.tokenizer),
         context_length=manifest.context_length,
         pad_id=manifest.pad_id,
     )
+    _check_token_ids(tok, manifest, folder)
     cuda = cuda or CudaOptions()
 
     def sessions(dev: Device) -> tuple[str, dict[str, TowerSession]]:
@@ -492,3 +595,80 @@ def load(
     if warmup_batches:
         clip.warmup(warmup_batches)
     return clip
+
+
+def _check_load_args(
+    precision: object,
+    threads: object,
+    session_options: object,
+    spinning: object,
+    exif_transpose: object,
+    max_image_pixels: object,
+    decode_workers: object,
+    warmup_batches: object,
+    cuda: object,
+) -> list[int]:
+    """Checks load()'s arguments' types and ranges (device: resolve_device); returns the
+    warmup batch sizes as a list.
+
+    Raises:
+        InputError: the first bad argument, with its value.
+    """
+    if not isinstance(precision, str):
+        raise InputError(
+            f"precision must be a string ('fp32', 'fp16', 'int8' or 'auto'), got {precision!r}"
+        )
+    check_threads(threads, none="the CPUs available, at most 16")
+    check_threads(decode_workers, name="decode_workers", none="min(4, CPUs)")
+    for name, flag in (("spinning", spinning), ("exif_transpose", exif_transpose)):
+        if not isinstance(flag, bool):
+            raise InputError(f"{name} must be True or False, got {flag!r}")
+    if session_options is not None and not isinstance(session_options, ort.SessionOptions):
+        raise InputError(
+            f"session_options must be an onnxruntime.SessionOptions or None, got "
+            f"{type(session_options).__name__}"
+        )
+    if cuda is not None and not isinstance(cuda, CudaOptions):
+        raise InputError(
+            f"cuda must be a cliprt.runtime.CudaOptions or None, got {type(cuda).__name__}"
+        )
+    if (
+        isinstance(max_image_pixels, bool)
+        or not isinstance(max_image_pixels, int)
+        or max_image_pixels < 1
+    ):
+        raise InputError(f"max_image_pixels must be a positive int, got {max_image_pixels!r}")
+    pil_limit = pil_pixel_limit()
+    if pil_limit is not None and max_image_pixels > pil_limit:
+        raise InputError(
+            f"max_image_pixels={max_image_pixels} is above Pillow's own guard "
+            f"PIL.Image.MAX_IMAGE_PIXELS={pil_limit}, which cliprt does not change and which "
+            "would refuse those images anyway; to decode larger images set "
+            f"PIL.Image.MAX_IMAGE_PIXELS = {max_image_pixels} (process-wide) before cliprt.load()"
+        )
+    if isinstance(warmup_batches, (str, bytes)):
+        raise InputError(f"warmup_batches must be batch sizes, e.g. (1, 8), got {warmup_batches!r}")
+    try:
+        sizes = list(warmup_batches)  # type: ignore[call-overload]
+    except TypeError:
+        raise InputError(
+            f"warmup_batches must be an iterable of batch sizes, e.g. (1, 8), got {warmup_batches!r}"
+        ) from None
+    return [_check_batch_size(b) for b in sizes]
+
+
+def _check_token_ids(tok: ClipTokenizer, manifest: Manifest, folder: Path) -> None:
+    """BOS, EOS and pad ids must be tokens of the tokenizer: an id beyond its vocabulary
+    would fail inside the text tower at the first encode.
+
+    Raises:
+        ModelFolderError: an id outside the vocabulary.
+    """
+    size = tok.vocab_size
+    for name in ("bos_id", "eos_id", "pad_id"):
+        value = getattr(manifest, name)
+        if value >= size:
+            raise ModelFolderError(
+                f"{folder / MANIFEST_NAME}: {name} {value} is outside the tokenizer's "
+                f"vocabulary of {size} tokens; re-export the model"
+            )

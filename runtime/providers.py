@@ -31,6 +31,7 @@ import onnxruntime as ort
 
 from cliprt.errors import InputError, ModelFolderError, ProviderError
 from cliprt.manifest import PRECISIONS, TOWERS, Manifest
+from cliprt.runtime.threads import check_threads
 
 logger = logging.getLogger("cliprt.runtime")
 
@@ -163,10 +164,7 @@ def session_options(*, threads: int | None = None, spinning: bool = True) -> ort
         spinning: let idle intra-op threads spin between ops (lower latency, burns CPU
             while waiting); turn off on a box shared with other work.
     """
-    if threads is not None and (
-        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
-    ):
-        raise InputError(f"threads must be a positive int, got {threads!r}")
+    threads = check_threads(threads, none="default_threads()")
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads or default_threads()
     so.inter_op_num_threads = 1

@@ -144,14 +144,28 @@ class TowerSession:
         return binding.get_outputs()[0]
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Runs a batch and returns the float32 output on the host."""
-        if self.graph_batch is not None:
-            return self._run_graph(x)
-        if self.device.kind == "cpu":
-            x = np.ascontiguousarray(x, dtype=self.input_dtype)
-            out = self.session.run([self.output_name], {self.input_name: x})[0]
-        else:
-            out = self.run_device(x).numpy()
+        """Runs a batch and returns the float32 output on the host.
+
+        Raises:
+            ModelFolderError: onnxruntime failed on the batch (the graph and its
+                manifest disagree, e.g. a context length beyond the position table).
+        """
+        try:
+            if self.graph_batch is not None:
+                return self._run_graph(x)
+            if self.device.kind == "cpu":
+                x = np.ascontiguousarray(x, dtype=self.input_dtype)
+                out = self.session.run([self.output_name], {self.input_name: x})[0]
+            else:
+                out = self.run_device(x).numpy()
+        except MemoryError:
+            raise
+        except Exception as exc:  # onnxruntime's Fail/InvalidArgument/RuntimeException
+            raise ModelFolderError(
+                f"{self.name} tower: onnxruntime failed on a batch of shape {tuple(x.shape)} "
+                f"({type(exc).__name__}: {str(exc)[:300]}); the model folder may not match "
+                "its manifest: re-export the model"
+            ) from exc
         return np.asarray(out, dtype=np.float32)
 
     def _run_graph(self, x: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ class ClipTokenizer:
         self._tok = tok
         self.context_length = context_length
         self.pad_id = pad_id
+        self.vocab_size = tok.get_vocab_size(with_added_tokens=True)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """Token ids of a batch, int64 (n, longest), right-padded with pad_id.
@@ -74,4 +75,13 @@ def check_texts(texts: Sequence[str], *, what: str = "text") -> list[str]:
             raise InputError(f"{what} {i} is a {type(t).__name__} ({t!r}), not a string")
         if not t.strip():
             raise InputError(f"{what} {i} is an empty string")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # A lone surrogate (e.g. from undecodable command-line bytes) is no text the
+            # tokenizer can take.
+            raise InputError(
+                f"{what} {i} ({t[:40]!r}) is not valid Unicode: {exc.reason} at position "
+                f"{exc.start}; pass text that encodes as UTF-8"
+            ) from None
     return texts

@@ -207,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "topk":
         return _topk(argv[1:])
     ns = bench_parser().parse_args(argv)
+    if ns.out is not None:
+        _check_out(ns.out)
     from cliprt.bench import report, runner
     from cliprt.bench.progress import Progress
 
@@ -216,6 +218,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = report.write(result, ns.out)
         print("\nwrote " + ", ".join(str(p) for p in paths.values()))
     return 0
+
+
+def _check_out(out: Path) -> None:
+    """Refuses --out before the run (minutes) rather than after it: the chart needs
+    matplotlib, and the folder must be creatable.
+
+    Raises:
+        CliprtError: matplotlib is missing or OUT cannot be created.
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise CliprtError(
+            f"--out writes bench.png with matplotlib, which cannot be imported ({exc}): "
+            'pip install "cliprt[bench]" (or omit --out)'
+        ) from None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliprtError(f"--out {str(out)!r} cannot be created ({exc.strerror or exc})") from None
 
 
 def _topk(argv: list[str]) -> int:

@@ -33,3 +33,7 @@ class ProviderError(CliprtError):
 
 class IndexFileError(CliprtError):
     """An index file is truncated, altered, or of an unknown format."""
+
+
+class ModelClosedError(CliprtError, RuntimeError):
+    """A ClipModel was used after close(); load the model again."""

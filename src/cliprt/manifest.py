@@ -12,17 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from cliprt.errors import FormatVersionError, ModelFolderError
+from cliprt.errors import ModelFolderError
+from cliprt.manifest_check import check_format_version, check_manifest_data
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 TOWERS = ("vision", "text")
 PRECISIONS = ("fp32", "fp16", "int8")
+# A manifest is a few kB; anything far larger is not one (and is not read whole).
+MAX_MANIFEST_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -117,22 +121,15 @@ def _pick(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def manifest_from_dict(data: dict[str, Any], *, where: str = MANIFEST_NAME) -> Manifest:
-    """Builds a Manifest from parsed JSON, checking the format version first.
+    """Builds a Manifest from parsed JSON, checking the format version first, then the
+    type and range of every value (cliprt.manifest_check).
 
     Raises:
         FormatVersionError: written by a newer cliprt.
-        ModelFolderError: a required key is missing or malformed.
+        ModelFolderError: not an object, a required key missing, or a value malformed.
     """
-    version = data.get("format_version")
-    if not isinstance(version, int):
-        raise ModelFolderError(
-            f"{where}: no integer 'format_version'; is this a cliprt model folder?"
-        )
-    if version > FORMAT_VERSION:
-        raise FormatVersionError(
-            f"{where} has format_version {version}, this cliprt reads up to {FORMAT_VERSION}: "
-            "upgrade cliprt (pip install -U cliprt) or re-export the model with this version"
-        )
+    check_format_version(data, where, FORMAT_VERSION)
+    check_manifest_data(data, where, TOWERS, PRECISIONS)
     try:
         towers = {
             tower: {
@@ -142,9 +139,11 @@ def manifest_from_dict(data: dict[str, Any], *, where: str = MANIFEST_NAME) -> M
                         "parity": Parity(**_pick(Parity, v["parity"])) if v.get("parity") else None,
                     }
                 )
-                for prec, v in variants.items()
+                for prec, v in data["towers"].get(tower, {}).items()
+                if prec in PRECISIONS
             }
-            for tower, variants in data["towers"].items()
+            for tower in TOWERS
+            if tower in data["towers"]
         }
         pre = _pick(Preprocessing, data["preprocessing"])
         pre["image_mean"] = tuple(pre["image_mean"])
@@ -168,24 +167,82 @@ def read_manifest(folder: str | os.PathLike[str]) -> Manifest:
     """Reads and checks `folder`/manifest.json.
 
     Raises:
-        ModelFolderError: no folder, no manifest, or unreadable JSON.
+        ModelFolderError: no folder, no manifest, unreadable JSON or a malformed value.
         FormatVersionError: written by a newer cliprt.
     """
     folder = Path(folder)
-    path = folder / MANIFEST_NAME
     if not folder.is_dir():
         raise ModelFolderError(
             f"model folder {str(folder)!r} does not exist; run `cliprt export` first"
         )
+    path = folder / MANIFEST_NAME
     if not path.is_file():
         raise ModelFolderError(
             f"{str(folder)!r} has no {MANIFEST_NAME}: not a cliprt model folder (export one with `cliprt export`)"
         )
+    path = confined_path(folder, MANIFEST_NAME)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFolderError(f"{path} cannot be read as JSON: {exc}") from exc
+        with open(path, "rb") as f:
+            raw = f.read(MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise ModelFolderError(
+                f"{path} is larger than {MAX_MANIFEST_BYTES} bytes: not a cliprt manifest; "
+                "re-export the model"
+            )
+        data = json.loads(raw.decode("utf-8"))
+    except ModelFolderError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: bad JSON, or an integer literal past Python's digit limit;
+        # RecursionError: arrays nested thousands deep.
+        raise ModelFolderError(
+            f"{path} cannot be read as JSON ({type(exc).__name__}: {str(exc)[:200]}); "
+            "re-export the model"
+        ) from exc
     return manifest_from_dict(data, where=str(path))
+
+
+def confined_path(
+    folder: str | os.PathLike[str], name: object, *, what: str = MANIFEST_NAME
+) -> Path:
+    """The real path of the file `name` of a model folder, refused if it could lead out.
+
+    `name` must be a plain relative path (no absolute path, drive, backslash, ``..`` or
+    NUL), and what it resolves to, symlinks followed, must lie inside `folder`. Nothing
+    outside the folder is opened or stat'ed, so no message discloses anything of it.
+
+    Args:
+        folder: the model folder.
+        name: the file name as the manifest (or another listing) gives it.
+        what: where the name came from, for messages.
+
+    Raises:
+        ModelFolderError: the name is not confined to the folder.
+    """
+    if not isinstance(name, str) or not name or "\0" in name:
+        raise ModelFolderError(
+            f"{what} names a file {name!r}, which is not a file name; re-export the model"
+        )
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or PureWindowsPath(name).drive or "\\" in name or ".." in pure.parts:
+        raise ModelFolderError(
+            f"{what} names the file {name!r}, which is not a relative path inside the model "
+            "folder; cliprt reads only files inside the folder: re-export the model"
+        )
+    root = Path(folder).resolve()
+    try:
+        real = (root / pure).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise ModelFolderError(
+            f"{what} names the file {name!r}, which cannot be resolved ({exc}); re-export the model"
+        ) from exc
+    if real != root and root not in real.parents:
+        raise ModelFolderError(
+            f"{what} names the file {name!r}, a symlink that leads out of the model folder "
+            f"{str(folder)!r}; cliprt reads only files inside the folder: replace the link by "
+            "the file or re-export the model"
+        )
+    return real
 
 
 def sha256_file(path: str | os.PathLike[str], *, chunk_bytes: int = 1 << 20) -> str:
@@ -204,17 +261,24 @@ def file_entry(folder: str | os.PathLike[str], name: str) -> FileEntry:
 
 
 def verified_path(folder: str | os.PathLike[str], entry: FileEntry | Variant) -> Path:
-    """The path of a manifest file after checking it exists, has its size and sha256.
+    """The path of a manifest file after checking it lies inside `folder`, is a regular
+    file, and has its recorded size and sha256.
 
     Raises:
-        ModelFolderError: missing, resized or altered, with what to do.
+        ModelFolderError: outside the folder, missing, not a regular file, resized or
+            altered, with what to do.
     """
-    path = Path(folder) / entry.file
-    if not path.is_file():
+    path = confined_path(folder, entry.file)
+    try:
+        st = path.stat()
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        what = "missing" if st is None else "not a regular file"
         raise ModelFolderError(
-            f"{path} is listed in {MANIFEST_NAME} but missing; re-export the model"
+            f"{path} is listed in {MANIFEST_NAME} but {what}; re-export the model"
         )
-    size = path.stat().st_size
+    size = st.st_size
     if size != entry.bytes:
         raise ModelFolderError(
             f"{path} has {size} bytes, {MANIFEST_NAME} says {entry.bytes}: the file was altered or "

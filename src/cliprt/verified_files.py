@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cliprt.manifest import FileEntry, Variant, verified_path
+from cliprt.manifest import FileEntry, Variant, confined_path, verified_path
 
 logger = logging.getLogger("cliprt.runtime")
 
@@ -76,7 +76,7 @@ def checked_path(folder: str | os.PathLike[str], entry: FileEntry | Variant) -> 
     Raises:
         ModelFolderError: as verified_path (missing, resized or altered file).
     """
-    path = Path(folder) / entry.file
+    path = confined_path(folder, entry.file)  # a cache hit must not skip the confinement
     if os.environ.get("CLIPRT_VERIFY", "").lower() == "always":
         return verified_path(folder, entry)
     try:

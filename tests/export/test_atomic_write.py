@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -46,12 +47,20 @@ def test_crash_mid_export_leaves_nothing(tiny_clip_dir: Path, tmp_path: Path, ex
     assert leftovers(tmp_path) == []
 
 
+def _previous_model(out: Path) -> Path:
+    """A real model folder (the shipped one, copied) marked with old.txt: --force replaces
+    only model folders."""
+    from cliprt.runtime.model import shipped_folder
+
+    shutil.copytree(shipped_folder("shapes"), out)
+    (out / "old.txt").write_text("previous model")
+    return out
+
+
 def test_existing_out_is_refused_without_force_and_replaced_with_it(
     tiny_clip_dir: Path, tmp_path: Path
 ) -> None:
-    out = tmp_path / "model"
-    out.mkdir()
-    (out / "old.txt").write_text("previous model")
+    out = _previous_model(tmp_path / "model")
     with pytest.raises(ExportError, match=r"already exists.*--force"):
         export_model(str(tiny_clip_dir), out, precisions="fp32")
     assert (out / "old.txt").read_text() == "previous model"
@@ -65,9 +74,7 @@ def test_existing_out_is_refused_without_force_and_replaced_with_it(
 
 
 def test_failed_forced_export_keeps_the_old_folder(tiny_clip_dir: Path, tmp_path: Path) -> None:
-    out = tmp_path / "model"
-    out.mkdir()
-    (out / "old.txt").write_text("previous model")
+    out = _previous_model(tmp_path / "model")
     with pytest.raises(ParityError):
         export_model(
             str(tiny_clip_dir), out, precisions="fp32", force=True, gates={"fp32.max_abs_diff": -1}
