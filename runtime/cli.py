@@ -333,6 +333,8 @@ def _verify(args: argparse.Namespace) -> int:
         print(report.text(), flush=True)
         passed = passed and report.passed
     return 0 if passed else 1
+
+
 def _writable_problem(path: Path) -> str | None:
     """Whether a file can be created in `path`'s folder, tried with a probe file (which
     is what counts, for root and read-only mounts alike)."""
