@@ -119,7 +119,8 @@ def _open_regular(path: Path, where: str) -> io.BufferedReader:
     except OSError as exc:
         raise InputError(f"{where}: cannot open ({exc.strerror or exc})") from exc
     try:
-        mode = os.fstat(fd).st_mode
+        st = os.fstat(fd)
+        mode = st.st_mode
         if not stat.S_ISREG(mode):
             kind = (
                 "a directory"
@@ -133,7 +134,7 @@ def _open_regular(path: Path, where: str) -> io.BufferedReader:
                 else "not a regular file"
             )
             raise InputError(f"{where}: is {kind}, not an image file; pass a regular file")
-        if os.fstat(fd).st_size == 0:
+        if st.st_size == 0:
             raise InputError(f"{where}: file is empty (0 bytes)")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
