@@ -49,7 +49,7 @@ const T* vector_of(const py::object& obj, int64_t n, const char* name) {
   return arr.data();
 }
 
-py::tuple search(const py::array& database, const py::array& queries, int64_t k, int threads,
+py::tuple search(const py::array& database, const py::array& queries, int64_t k, int64_t threads,
                  const py::object& scales, const py::object& ids, int64_t min_rows_per_thread) {
   cliprt::Database db;
   db.dtype = dtype_of(database);
@@ -64,7 +64,11 @@ py::tuple search(const py::array& database, const py::array& queries, int64_t k,
   qs.data = static_cast<const float*>(queries.data());
   if (queries.shape(1) != db.d)
     throw py::value_error("queries have dim " + std::to_string(queries.shape(1)) + ", database has " + std::to_string(db.d));
-  if (k <= 0) throw py::value_error("k must be >= 1, got " + std::to_string(k));
+  if (k < 0) throw py::value_error("k must be >= 0, got " + std::to_string(k));
+  // Before numpy allocates nq x k results: a product that overflows is a clear error.
+  if (qs.nq > 0 && k > (int64_t{1} << 58) / qs.nq)
+    throw py::value_error("k x queries = " + std::to_string(k) + " x " + std::to_string(qs.nq) +
+                          " results is too many; ask for a smaller k.");
   db.scales = vector_of<float>(scales, db.n, "scales");
   if ((db.dtype == cliprt::DType::int8) != (db.scales != nullptr))
     throw py::value_error("scales are required for int8 rows and only for them");
@@ -81,7 +85,7 @@ py::tuple search(const py::array& database, const py::array& queries, int64_t k,
   return py::make_tuple(out_scores, out_ids);
 }
 
-uint64_t stream_read(const py::array& database, int threads) {
+uint64_t stream_read(const py::array& database, int64_t threads) {
   const int64_t stride = row_stride_elems(database, "database");
   const auto item = static_cast<int64_t>(database.itemsize());
   const void* p = database.data();
@@ -97,9 +101,10 @@ void register_search(py::module_& m) {
         "Exact top-k by inner product. database: float32, float16 (or uint16 half bits) or "
         "int8 rows (n, d), rows contiguous, any row stride; int8 needs scales float32 (n,). "
         "queries: float32 (nq, d). ids: optional int64 (n,) returned instead of positions "
-        "(and used for the lower-id-first tie rule). threads <= 0: all hardware threads; fewer "
-        "run when each would get under min_rows_per_thread rows (0: automatic; tests force "
-        "splitting with 1). "
+        "(and used for the lower-id-first tie rule). nq, n and k may be 0. threads <= 0: one "
+        "per usable CPU; the rows split into at most `threads` parts (at most 256, fewer when "
+        "a part would get under min_rows_per_thread rows; 0: automatic, tests force splitting "
+        "with 1), run on at most one thread per usable CPU. "
         "Returns (scores float32 (nq, k), ids int64 (nq, k)); missing hits: -inf, -1.");
 }
 

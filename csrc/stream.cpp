@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "threads.hpp"
 #include "topk.hpp"
 
 namespace cliprt {
@@ -38,9 +39,10 @@ uint64_t xor_rows(const char* base, int64_t begin, int64_t end, int64_t row_byte
 }  // namespace
 
 uint64_t stream_read(const void* base, int64_t n, int64_t row_bytes, int64_t stride_bytes,
-                     int threads) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int nt = static_cast<int>(std::min<int64_t>(threads, std::max<int64_t>(1, n)));
+                     int64_t threads) {
+  if (threads <= 0) threads = usable_cpus();
+  const int nt = static_cast<int>(
+      std::min<int64_t>({threads, std::max<int64_t>(1, n), int64_t{usable_cpus()}}));
   std::vector<uint64_t> part(static_cast<size_t>(nt), 0);
   const char* p = static_cast<const char*>(base);
   auto work = [&](int t) {

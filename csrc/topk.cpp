@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <limits>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "isa.hpp"
 #include "kernel.hpp"
+#include "threads.hpp"
 
 namespace cliprt {
 namespace {
@@ -29,6 +32,11 @@ constexpr int64_t kBlockBytes = 96 * 1024;
 // Work (row bytes x query groups) a thread must get to be worth starting: threads start
 // per call, and on a busy machine a new thread can wait milliseconds for a core.
 constexpr int64_t kMinBytesPerThread = 4 << 20;
+// A search never splits into more parts than this, whatever `threads` asks.
+constexpr int kMaxParts = 256;
+// Bytes of per-part heaps (parts x queries x min(k, n) hits) a split may add; beyond it
+// fewer parts run (a huge k must not be multiplied by the thread count).
+constexpr int64_t kHeapBudgetBytes = int64_t{256} << 20;
 
 size_t elem_size(DType t) {
   switch (t) {
@@ -95,56 +103,101 @@ struct Worker {
   }
 };
 
+// First row of part t of `parts` over n rows: floor(n * t / parts), without forming n * t.
+int64_t part_begin(int64_t n, int t, int parts) {
+  return n / parts * t + n % parts * t / parts;
+}
+
+// How many parts (each its own heaps, scored by one thread) a search splits into: what
+// the caller asked (<= 0: every usable CPU), at most one per min_rows rows, at most
+// kMaxParts, and few enough that their heaps stay under kHeapBudgetBytes.
+int plan_parts(int64_t threads, int64_t n, int64_t min_rows, int64_t heap_slots) {
+  int64_t want = threads <= 0 ? usable_cpus() : threads;
+  want = std::min<int64_t>(want, kMaxParts);
+  want = std::min<int64_t>(want, std::max<int64_t>(1, n / std::max<int64_t>(1, min_rows)));
+  const int64_t per_part = std::max<int64_t>(1, heap_slots) * static_cast<int64_t>(sizeof(Hit));
+  want = std::min<int64_t>(want, std::max<int64_t>(1, kHeapBudgetBytes / per_part));
+  return static_cast<int>(std::max<int64_t>(1, want));
+}
+
+// Runs part(t) for t in [0, parts) on at most usable_cpus() threads (this one included):
+// a request for more threads than CPUs splits the work as asked but never oversubscribes.
+template <class F>
+void run_parts(int parts, F&& part) {
+  const int nthreads = std::min(parts, usable_cpus());
+  auto loop = [&](int first) {
+    for (int t = first; t < parts; t += nthreads) part(t);
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(nthreads - 1));
+  for (int t = 1; t < nthreads; ++t) pool.emplace_back(loop, t);
+  loop(0);
+  for (auto& th : pool) th.join();
+}
+
 }  // namespace
 
-void search(const Database& db, const Queries& queries, int64_t k, int threads,
+// a * b, or std::length_error when it does not fit in int64 (sizes of buffers to allocate).
+int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+  if (a < 0 || b < 0 || (a != 0 && b > std::numeric_limits<int64_t>::max() / a))
+    throw std::length_error(std::string("top-k: ") + what + " is too large (" + std::to_string(a) +
+                            " x " + std::to_string(b) + " overflows); ask for fewer queries or a "
+                            "smaller k.");
+  return a * b;
+}
+
+void search(const Database& db, const Queries& queries, int64_t k, int64_t threads,
             float* out_scores, int64_t* out_ids, int64_t min_rows_per_thread) {
-  const int64_t n = db.n, d = db.d, nq = queries.nq;
-  const int64_t kk = std::min(k, n);
+  const int64_t n = std::max<int64_t>(0, db.n), d = db.d, nq = std::max<int64_t>(0, queries.nq);
+  if (k < 0) throw std::invalid_argument("top-k: k must be >= 0, got " + std::to_string(k));
   const float ninf = -std::numeric_limits<float>::infinity();
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  checked_mul(nq, k, "queries x k");
+  // Nothing to score: every slot a miss, and no division below ever sees a zero.
+  if (nq == 0 || k == 0) return;
+  const int64_t kk = std::min(k, n);
+  if (kk == 0 || d <= 0) {
+    std::fill(out_scores, out_scores + nq * k, ninf);
+    std::fill(out_ids, out_ids + nq * k, int64_t{-1});
+    return;
+  }
 
   // Queries packed into zero-padded rows so the kernels may load whole vectors past d.
   const int64_t qstride = (d + kQueryAlign - 1) / kQueryAlign * kQueryAlign;
-  std::vector<float> qpack(static_cast<size_t>(nq * qstride), 0.f);
+  std::vector<float> qpack(static_cast<size_t>(checked_mul(nq, qstride, "queries x dim")), 0.f);
   for (int64_t q = 0; q < nq; ++q)
     std::copy(queries.data + q * queries.stride, queries.data + q * queries.stride + d,
               qpack.begin() + q * qstride);
 
-  const int64_t row_bytes = std::max<int64_t>(1, d * static_cast<int64_t>(elem_size(db.dtype)));
+  const int64_t row_bytes = checked_mul(d, static_cast<int64_t>(elem_size(db.dtype)), "dim");
   const int64_t block = std::clamp<int64_t>(kBlockBytes / row_bytes / 8 * 8, 8, 1024);
-  if (min_rows_per_thread <= 0)
-    min_rows_per_thread = std::max<int64_t>(256, kMinBytesPerThread / (row_bytes * ((nq + 3) / 4)));
-  const int64_t by_rows = std::max<int64_t>(1, n / min_rows_per_thread);
-  const int nthreads = static_cast<int>(std::min<int64_t>(threads, by_rows));
+  const int64_t qgroups = (nq + 3) / 4;  // >= 1 here
+  if (min_rows_per_thread <= 0) {
+    const int64_t work_per_row = row_bytes > kMinBytesPerThread / qgroups
+                                     ? kMinBytesPerThread
+                                     : row_bytes * qgroups;
+    min_rows_per_thread = std::max<int64_t>(256, kMinBytesPerThread / work_per_row);
+  }
+  const int nparts = plan_parts(threads, n, min_rows_per_thread, checked_mul(nq, kk, "queries x k"));
 
   // Everything is allocated before any thread starts: a thread never throws.
-  std::vector<Worker> workers(static_cast<size_t>(nthreads));
-  if (kk > 0) {
-    for (auto& w : workers) {
-      w.hits.resize(static_cast<size_t>(nq * kk));
-      w.size.assign(static_cast<size_t>(nq), 0);
-      w.threshold.assign(static_cast<size_t>(nq), ninf);
-      w.scores.resize(static_cast<size_t>(nq * block));
-    }
-    const ScoreBlockFn score_block = active_score_block();
-    auto work = [&](int t) {
-      workers[static_cast<size_t>(t)].run(db, qpack.data(), qstride, nq, kk, n * t / nthreads,
-                                          n * (t + 1) / nthreads, block, score_block);
-    };
-    std::vector<std::thread> pool;
-    pool.reserve(static_cast<size_t>(nthreads - 1));
-    for (int t = 1; t < nthreads; ++t) pool.emplace_back(work, t);
-    work(0);
-    for (auto& th : pool) th.join();
+  std::vector<Worker> workers(static_cast<size_t>(nparts));
+  for (auto& w : workers) {
+    w.hits.resize(static_cast<size_t>(nq * kk));
+    w.size.assign(static_cast<size_t>(nq), 0);
+    w.threshold.assign(static_cast<size_t>(nq), ninf);
+    w.scores.resize(static_cast<size_t>(nq * block));
   }
+  const ScoreBlockFn score_block = active_score_block();
+  run_parts(nparts, [&](int t) {
+    workers[static_cast<size_t>(t)].run(db, qpack.data(), qstride, nq, kk, part_begin(n, t, nparts),
+                                        part_begin(n, t + 1, nparts), block, score_block);
+  });
 
   std::vector<Hit> all;
   for (int64_t q = 0; q < nq; ++q) {
     all.clear();
-    if (kk > 0)
-      for (const auto& w : workers)
-        all.insert(all.end(), w.hits.begin() + q * kk, w.hits.begin() + q * kk + w.size[q]);
+    for (const auto& w : workers)
+      all.insert(all.end(), w.hits.begin() + q * kk, w.hits.begin() + q * kk + w.size[q]);
     const int64_t take = std::min<int64_t>(k, static_cast<int64_t>(all.size()));
     std::partial_sort(all.begin(), all.begin() + take, all.end(), better);
     for (int64_t j = 0; j < k; ++j) {

@@ -18,7 +18,10 @@ def search(
     ids: npt.NDArray[np.int64] | None = None,
     min_rows_per_thread: int = 0,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    """Exact top-k by inner product; (scores (nq, k), ids (nq, k)), missing hits -inf / -1."""
+    """Exact top-k by inner product; (scores (nq, k), ids (nq, k)), missing hits -inf / -1.
+
+    nq, n and k may be 0; any int64 `threads` is clamped (<= 256 parts, <= usable CPUs).
+    """
 
 def available_isas() -> list[str]:
     """SIMD instruction sets this CPU can run, worst first."""

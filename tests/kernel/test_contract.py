@@ -235,8 +235,8 @@ def test_binding_never_converts_the_database() -> None:
         _topk.search(np.ones((3, 8), np.float32)[:, ::2], q, k=1)
     with pytest.raises(ValueError, match="scales are required"):
         _topk.search(np.ones((3, 4), np.int8), q, k=1)
-    with pytest.raises(ValueError, match="k must be >= 1"):
-        _topk.search(np.ones((3, 4), np.float32), q, k=0)
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        _topk.search(np.ones((3, 4), np.float32), q, k=-1)
 
 
 def test_float64_queries_are_converted() -> None:
