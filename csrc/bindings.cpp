@@ -6,14 +6,49 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
+#include "threads.hpp"
 #include "topk.hpp"
 
 namespace py = pybind11;
 
 namespace {
+
+bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing() != 0;
+#else
+  return _Py_IsFinalizing() != 0;
+#endif
+}
+
+void take_gil_back(PyThreadState* state) {
+  // A daemon thread returning while the interpreter finalizes would be ended by CPython
+  // (before 3.14) with pthread_exit, whose unwinding aborts the process (std::terminate)
+  // at the first noexcept destructor. Park it instead, as CPython 3.14 does; the process
+  // is exiting.
+  while (interpreter_finalizing()) std::this_thread::sleep_for(std::chrono::seconds(1));
+  PyEval_RestoreThread(state);
+}
+
+// f() with the GIL released. Not py::gil_scoped_release: its destructor is noexcept (see
+// take_gil_back).
+template <class F>
+auto without_gil(F&& f) {
+  PyThreadState* state = PyEval_SaveThread();
+  try {
+    auto out = f();
+    take_gil_back(state);
+    return out;
+  } catch (...) {
+    take_gil_back(state);
+    throw;
+  }
+}
 
 // Elements between row starts; rows must be contiguous, the stride may be larger.
 int64_t row_stride_elems(const py::array& a, const char* name) {
@@ -78,10 +113,10 @@ py::tuple search(const py::array& database, const py::array& queries, int64_t k,
   py::array_t<int64_t> out_ids({qs.nq, static_cast<py::ssize_t>(k)});
   float* sp = out_scores.mutable_data();
   int64_t* ip = out_ids.mutable_data();
-  {
-    py::gil_scoped_release release;
+  without_gil([&] {
     cliprt::search(db, qs, k, threads, sp, ip, min_rows_per_thread);
-  }
+    return 0;
+  });
   return py::make_tuple(out_scores, out_ids);
 }
 
@@ -90,8 +125,7 @@ uint64_t stream_read(const py::array& database, int64_t threads) {
   const auto item = static_cast<int64_t>(database.itemsize());
   const void* p = database.data();
   const int64_t n = database.shape(0), row_bytes = database.shape(1) * item;
-  py::gil_scoped_release release;
-  return cliprt::stream_read(p, n, row_bytes, stride * item, threads);
+  return without_gil([&] { return cliprt::stream_read(p, n, row_bytes, stride * item, threads); });
 }
 
 void register_search(py::module_& m) {
@@ -123,6 +157,17 @@ void register_stream(py::module_& m) {
         "of a scan) and returns an XOR of its 64-bit words.");
 }
 
+void register_pool(py::module_& m) {
+  m.def("pool_workers", &cliprt::pool_workers,
+        "Worker threads the kernel's pool has started (they sleep between searches).");
+  // Keeps the GIL: workers never take it, and at exit this thread must not park.
+  m.def("shutdown_pool", &cliprt::shutdown_pool,
+      "Joins the pool's workers; later searches run on the calling thread. Registered "
+      "with atexit, so no worker outlives the interpreter.");
+  // atexit runs before the interpreter finalizes, while a worker may still be parked.
+  py::module_::import("atexit").attr("register")(m.attr("shutdown_pool"));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_topk, m) {
@@ -131,6 +176,7 @@ PYBIND11_MODULE(_topk, m) {
   register_search(m);
   register_isa(m);
   register_stream(m);
+  register_pool(m);
   // Resolve CLIPRT_ISA now: an unsupported value fails the import with a clear message
   // rather than the first search.
   cliprt::current_isa();

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include "threads.hpp"
@@ -47,12 +46,10 @@ uint64_t stream_read(const void* base, int64_t n, int64_t row_bytes, int64_t str
   const char* p = static_cast<const char*>(base);
   auto work = [&](int t) {
     part[static_cast<size_t>(t)] =
-        xor_rows(p, n * t / nt, n * (t + 1) / nt, row_bytes, stride_bytes);
+        xor_rows(p, n / nt * t + n % nt * t / nt, n / nt * (t + 1) + n % nt * (t + 1) / nt,
+                 row_bytes, stride_bytes);
   };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < nt; ++t) pool.emplace_back(work, t);
-  work(0);
-  for (auto& th : pool) th.join();
+  parallel_parts(nt, nt, work);
   uint64_t out = 0;
   for (uint64_t v : part) out ^= v;
   return out;

@@ -7,7 +7,6 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "isa.hpp"
@@ -29,9 +28,9 @@ inline bool better(const Hit& a, const Hit& b) {
 
 // Rows per block: the block's rows stay in L2 while every query tile passes over them.
 constexpr int64_t kBlockBytes = 96 * 1024;
-// Work (row bytes x query groups) a thread must get to be worth starting: threads start
-// per call, and on a busy machine a new thread can wait milliseconds for a core.
-constexpr int64_t kMinBytesPerThread = 4 << 20;
+// Work (row bytes x query groups) a part must get to be worth a thread: waking a pool
+// worker costs tens of microseconds, and on a busy machine it can wait for a core.
+constexpr int64_t kMinBytesPerThread = 1 << 20;
 // A search never splits into more parts than this, whatever `threads` asks.
 constexpr int kMaxParts = 256;
 // Bytes of per-part heaps (parts x queries x min(k, n) hits) a split may add; beyond it
@@ -120,21 +119,6 @@ int plan_parts(int64_t threads, int64_t n, int64_t min_rows, int64_t heap_slots)
   return static_cast<int>(std::max<int64_t>(1, want));
 }
 
-// Runs part(t) for t in [0, parts) on at most usable_cpus() threads (this one included):
-// a request for more threads than CPUs splits the work as asked but never oversubscribes.
-template <class F>
-void run_parts(int parts, F&& part) {
-  const int nthreads = std::min(parts, usable_cpus());
-  auto loop = [&](int first) {
-    for (int t = first; t < parts; t += nthreads) part(t);
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(static_cast<size_t>(nthreads - 1));
-  for (int t = 1; t < nthreads; ++t) pool.emplace_back(loop, t);
-  loop(0);
-  for (auto& th : pool) th.join();
-}
-
 }  // namespace
 
 // a * b, or std::length_error when it does not fit in int64 (sizes of buffers to allocate).
@@ -188,7 +172,7 @@ void search(const Database& db, const Queries& queries, int64_t k, int64_t threa
     w.scores.resize(static_cast<size_t>(nq * block));
   }
   const ScoreBlockFn score_block = active_score_block();
-  run_parts(nparts, [&](int t) {
+  parallel_parts(nparts, nparts, [&](int t) {
     workers[static_cast<size_t>(t)].run(db, qpack.data(), qstride, nq, kk, part_begin(n, t, nparts),
                                         part_begin(n, t + 1, nparts), block, score_block);
   });

@@ -34,3 +34,9 @@ def set_isa(name: str) -> None:
 
 def stream_read(database: npt.NDArray[np.generic], *, threads: int = 0) -> int:
     """Reads every byte of a 2-D array once (the memory-read floor); XOR of its words."""
+
+def pool_workers() -> int:
+    """Worker threads the kernel's persistent pool has started (asleep between calls)."""
+
+def shutdown_pool() -> None:
+    """Joins the pool's workers (registered with atexit); later searches run inline."""
