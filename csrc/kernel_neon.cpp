@@ -4,6 +4,7 @@
 #include <arm_neon.h>
 
 #include <cstdint>
+#include <type_traits>
 #include <cstring>
 
 #include "kernel.hpp"
@@ -40,6 +41,10 @@ struct Ops {
   static V load(const int8_t* p) {
     const int16x8_t w = vmovl_s8(vld1_s8(p));
     return {vcvtq_f32_s32(vmovl_s16(vget_low_s16(w))), vcvtq_f32_s32(vmovl_s16(vget_high_s16(w)))};
+  }
+  static void store(float* p, V v) {
+    vst1q_f32(p, v.lo);
+    vst1q_f32(p + 4, v.hi);
   }
   template <class T>
   static V load_part(const T* p, int64_t n) {

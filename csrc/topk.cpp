@@ -4,6 +4,7 @@
 #include "topk.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -53,9 +54,11 @@ struct Worker {
   std::vector<int64_t> size;
   std::vector<float> threshold;  // a score must be >= this to be tried against the heap
   std::vector<float> scores;     // nq x block rows
+  std::vector<float> scratch;    // scratch_bytes(block, d) for the kernel
 
   void run(const Database& db, const float* qpack, int64_t qstride, int64_t nq, int64_t kk,
-           int64_t begin, int64_t end, int64_t block, ScoreBlockFn score_block) {
+           int64_t begin, int64_t end, int64_t block, ScoreBlockFn score_block,
+           const QuantQueries* quant) {
     const size_t esz = elem_size(db.dtype);
     const char* base = static_cast<const char*>(db.rows);
     for (int64_t r0 = begin; r0 < end; r0 += block) {
@@ -69,12 +72,25 @@ struct Worker {
                   qstride,
                   nq,
                   scores.data(),
-                  block};
+                  block,
+                  scratch.data(),
+                  threshold.data(),
+                  quant};
       score_block(db.dtype, a);
       for (int64_t q = 0; q < nq; ++q) {
         const float* s = scores.data() + q * block;
         float thr = threshold[q];
         for (int64_t r = 0; r < nr; ++r) {
+          // Once the heap is full almost every score fails: skip 16 at a time (a loop
+          // the compiler vectorizes).
+          if ((r & 15) == 0 && r + 16 <= nr) {
+            bool any = false;
+            for (int l = 0; l < 16; ++l) any |= s[r + l] >= thr;
+            if (!any) {
+              r += 15;
+              continue;
+            }
+          }
           // NaN fails every comparison, so a NaN score never reaches the heap.
           if (!(s[r] >= thr)) continue;
           const int64_t row = r0 + r;
@@ -99,6 +115,65 @@ struct Worker {
       return;
     }
     if (n == kk) threshold[q] = heap[0].score;
+  }
+};
+
+// Queries quantized to int8 for the VNNI path (see QuantQueries in kernel.hpp): one
+// symmetric scale per query, and a margin that provably covers the quantization error
+// and the rounding of both the approximate and the exact fp32 score, computed in double
+// and rounded up. The margin is what keeps the int8 path exact: a row is pruned only when
+// even its largest possible exact score is below the heap's threshold.
+struct QuantStore {
+  std::vector<int8_t> q;
+  std::vector<float> scale, margin;
+  std::vector<int32_t> sum;
+  std::vector<uint8_t> exact_only;
+  QuantQueries view{};
+
+  const QuantQueries* make(const float* qpack, int64_t qstride, int64_t nq, int64_t d) {
+    const int64_t stride = (d + 63) / 64 * 64;
+    q.assign(static_cast<size_t>(nq * stride), 0);
+    scale.assign(static_cast<size_t>(nq), 0.f);
+    margin.assign(static_cast<size_t>(nq), 0.f);
+    sum.assign(static_cast<size_t>(nq), 0);
+    exact_only.assign(static_cast<size_t>(nq), 0);
+    constexpr double u = 1.0 / (1 << 24);  // fp32 unit roundoff
+    for (int64_t j = 0; j < nq; ++j) {
+      const float* x = qpack + j * qstride;
+      double amax = 0, l1 = 0;
+      for (int64_t i = 0; i < d; ++i) {
+        amax = std::max(amax, std::fabs(static_cast<double>(x[i])));
+        l1 += std::fabs(static_cast<double>(x[i]));
+      }
+      // Far from fp32's range limits the relative rounding bounds below hold; elsewhere
+      // (and for a zero query, which scores 0 everywhere) score every row exactly.
+      const float sq = static_cast<float>(amax / 127.0);
+      if (!(amax > 0x1p-60 && amax < 0x1p60)) {
+        exact_only[static_cast<size_t>(j)] = 1;
+        continue;
+      }
+      double err = 0;
+      int32_t s = 0;
+      int8_t* qj = q.data() + j * stride;
+      for (int64_t i = 0; i < d; ++i) {
+        const double v = std::nearbyint(static_cast<double>(x[i]) / sq);
+        const int8_t qi = static_cast<int8_t>(std::clamp(v, -127.0, 127.0));
+        qj[i] = qi;
+        s += qi;
+        err += std::fabs(static_cast<double>(x[i]) - static_cast<double>(sq) * qi);
+      }
+      // |row_i| <= 127: quantization error <= 127 * err. The exact kernel's fp32 sum of d
+      // products and the approximate score's few fp32 operations each err by at most
+      // (2d + 24) u of 127 * (l1 + err) (a generous gamma_d bound); +1% for the double
+      // arithmetic here.
+      const double m = 127.0 * (err + (2.0 * static_cast<double>(d) + 24.0) * u * (l1 + err));
+      scale[static_cast<size_t>(j)] = sq;
+      sum[static_cast<size_t>(j)] = s;
+      margin[static_cast<size_t>(j)] = std::nextafter(static_cast<float>(m * 1.01),
+                                                      std::numeric_limits<float>::infinity());
+    }
+    view = {q.data(), stride, scale.data(), sum.data(), margin.data(), exact_only.data()};
+    return &view;
   }
 };
 
@@ -170,11 +245,18 @@ void search(const Database& db, const Queries& queries, int64_t k, int64_t threa
     w.size.assign(static_cast<size_t>(nq), 0);
     w.threshold.assign(static_cast<size_t>(nq), ninf);
     w.scores.resize(static_cast<size_t>(nq * block));
+    w.scratch.resize(static_cast<size_t>(scratch_bytes(block, d) / 4));
   }
-  const ScoreBlockFn score_block = active_score_block();
+  const ActiveKernel kernel = active_kernel();
+  const ScoreBlockFn score_block = kernel.score_block;
+  QuantStore quant_store;
+  const QuantQueries* quant = nullptr;
+  if (db.dtype == DType::int8 && d <= kQuantMaxDim && kernel.uses_quant)
+    quant = quant_store.make(qpack.data(), qstride, nq, d);
   parallel_parts(nparts, nparts, [&](int t) {
     workers[static_cast<size_t>(t)].run(db, qpack.data(), qstride, nq, kk, part_begin(n, t, nparts),
-                                        part_begin(n, t + 1, nparts), block, score_block);
+                                        part_begin(n, t + 1, nparts), block, score_block,
+                                        quant);
   });
 
   std::vector<Hit> all;

@@ -273,7 +273,7 @@ def test_search_releases_the_gil() -> None:
 def test_available_isas() -> None:
     isas = available_isas()
     assert isas[0] == "baseline"
-    assert set(isas) <= {"baseline", "avx2", "avx512", "neon"}
+    assert set(isas) <= {"baseline", "avx2", "avx512", "avx512vnni", "neon"}
     assert _topk.current_isa() in isas
 
 
@@ -304,7 +304,7 @@ def test_env_var_with_unknown_isa_fails_import() -> None:
 
 
 def test_env_var_with_unsupported_isa_fails_import() -> None:
-    missing = [i for i in ("avx2", "avx512") if i not in available_isas()]
+    missing = [i for i in ("avx2", "avx512", "avx512vnni") if i not in available_isas()]
     if not missing or sys.platform != "linux" or os.uname().machine != "x86_64":
         pytest.skip("this CPU supports every x86 ISA the kernel has")
     out = _isa_in_subprocess(missing[-1])
