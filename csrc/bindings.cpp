@@ -154,7 +154,7 @@ void register_isa(py::module_& m) {
 void register_stream(py::module_& m) {
   m.def("stream_read", &stream_read, py::arg("database"), py::kw_only(), py::arg("threads") = 0,
         "Reads every byte of a 2-D array once with `threads` threads (the memory-read floor "
-        "of a scan) and returns an XOR of its 64-bit words.");
+        "of a scan) and returns an XOR fold of its bytes (changes with any one byte).");
 }
 
 void register_pool(py::module_& m) {

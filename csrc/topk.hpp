@@ -51,7 +51,8 @@ std::string current_isa();
 void set_isa(const std::string& name);
 
 // Reads every byte of n rows (row_bytes each, stride_bytes apart) with `threads` threads
-// and returns an XOR of the words read: the memory-read floor a scan cannot beat.
+// and returns an XOR fold of the bytes read (it changes with any one byte; its value may
+// depend on the split): the memory-read floor of a scan, one of the benchmark's floors.
 uint64_t stream_read(const void* base, int64_t n, int64_t row_bytes, int64_t stride_bytes,
                      int64_t threads);
 

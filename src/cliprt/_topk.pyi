@@ -33,7 +33,7 @@ def set_isa(name: str) -> None:
     """Forces an instruction set; ValueError if unknown or unsupported here."""
 
 def stream_read(database: npt.NDArray[np.generic], *, threads: int = 0) -> int:
-    """Reads every byte of a 2-D array once (the memory-read floor); XOR of its words."""
+    """Reads every byte of a 2-D array once (a memory-read floor); an XOR fold of them."""
 
 def pool_workers() -> int:
     """Worker threads the kernel's persistent pool has started (asleep between calls)."""
