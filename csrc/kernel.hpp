@@ -54,7 +54,8 @@ struct BlockArgs {
   int64_t nq;
   float* out;            // out[q * ld + r]
   int64_t ld;
-  // Scratch of kScratchBytes(block rows, d) bytes, private to the calling thread.
+  // Scratch of scratch_bytes(block rows, d) bytes private to the calling thread, or null
+  // (the driver gives it only to blocks of 3 or more queries).
   void* scratch;
   // Per query, the score a row must reach to matter (the heap's threshold when the block
   // started, -inf while it fills). A kernel may write NaN instead of the score of any

@@ -246,7 +246,7 @@ inline void many_queries(const BlockArgs& a) {
 }
 
 void score_int8(const BlockArgs& a) {
-  if (a.nq >= kPackQueries) {
+  if (a.nq >= kPackQueries && a.scratch) {
     many_queries(a);
     return;
   }
@@ -274,7 +274,7 @@ void score_int8(const BlockArgs& a) {
 }  // namespace
 
 void score_block_avx512vnni(DType dtype, const BlockArgs& args) {
-  if (dtype == DType::int8 && args.quant && args.threshold && args.scratch)
+  if (dtype == DType::int8 && args.quant && args.threshold)
     score_int8(args);
   else
     score_block_impl(dtype, args);

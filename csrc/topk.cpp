@@ -34,6 +34,7 @@ constexpr int64_t kBlockBytes = 96 * 1024;
 constexpr int64_t kMinBytesPerThread = 1 << 20;
 // A search never splits into more parts than this, whatever `threads` asks.
 constexpr int kMaxParts = 256;
+constexpr int kPartsPerThread = 4;
 // Bytes of per-part heaps (parts x queries x min(k, n) hits) a split may add; beyond it
 // fewer parts run (a huge k must not be multiplied by the thread count).
 constexpr int64_t kHeapBudgetBytes = int64_t{256} << 20;
@@ -73,7 +74,7 @@ struct Worker {
                   nq,
                   scores.data(),
                   block,
-                  scratch.data(),
+                  scratch.empty() ? nullptr : scratch.data(),
                   threshold.data(),
                   quant};
       score_block(db.dtype, a);
@@ -182,12 +183,18 @@ int64_t part_begin(int64_t n, int t, int parts) {
   return n / parts * t + n % parts * t / parts;
 }
 
-// How many parts (each its own heaps, scored by one thread) a search splits into: what
-// the caller asked (<= 0: every usable CPU), at most one per min_rows rows, at most
-// kMaxParts, and few enough that their heaps stay under kHeapBudgetBytes.
-int plan_parts(int64_t threads, int64_t n, int64_t min_rows, int64_t heap_slots) {
-  int64_t want = threads <= 0 ? usable_cpus() : threads;
-  want = std::min<int64_t>(want, kMaxParts);
+// Threads a search may use: what the caller asked (<= 0: every usable CPU), at most
+// kMaxParts (parallel_parts never runs more than usable_cpus() of them at once).
+int plan_threads(int64_t threads) {
+  return static_cast<int>(std::min<int64_t>(threads <= 0 ? usable_cpus() : threads, kMaxParts));
+}
+
+// How many parts (each its own heaps, claimed by whichever thread is free) a search splits
+// into: kPartsPerThread per thread, so a thread the OS preempts on a busy machine holds
+// up only a small part; at most one per min_rows rows, at most kMaxParts, and few enough
+// that their heaps stay under kHeapBudgetBytes.
+int plan_parts(int threads, int64_t n, int64_t min_rows, int64_t heap_slots) {
+  int64_t want = std::min<int64_t>(int64_t{threads} * kPartsPerThread, kMaxParts);
   want = std::min<int64_t>(want, std::max<int64_t>(1, n / std::max<int64_t>(1, min_rows)));
   const int64_t per_part = std::max<int64_t>(1, heap_slots) * static_cast<int64_t>(sizeof(Hit));
   want = std::min<int64_t>(want, std::max<int64_t>(1, kHeapBudgetBytes / per_part));
@@ -236,7 +243,9 @@ void search(const Database& db, const Queries& queries, int64_t k, int64_t threa
                                      : row_bytes * qgroups;
     min_rows_per_thread = std::max<int64_t>(256, kMinBytesPerThread / work_per_row);
   }
-  const int nparts = plan_parts(threads, n, min_rows_per_thread, checked_mul(nq, kk, "queries x k"));
+  const int nthreads = plan_threads(threads);
+  const int nparts =
+      plan_parts(nthreads, n, min_rows_per_thread, checked_mul(nq, kk, "queries x k"));
 
   // Everything is allocated before any thread starts: a thread never throws.
   std::vector<Worker> workers(static_cast<size_t>(nparts));
@@ -245,7 +254,8 @@ void search(const Database& db, const Queries& queries, int64_t k, int64_t threa
     w.size.assign(static_cast<size_t>(nq), 0);
     w.threshold.assign(static_cast<size_t>(nq), ninf);
     w.scores.resize(static_cast<size_t>(nq * block));
-    w.scratch.resize(static_cast<size_t>(scratch_bytes(block, d) / 4));
+    // Only many-query blocks use scratch (widened or packed rows).
+    if (nq >= 3) w.scratch.resize(static_cast<size_t>(scratch_bytes(block, d) / 4));
   }
   const ActiveKernel kernel = active_kernel();
   const ScoreBlockFn score_block = kernel.score_block;
@@ -253,7 +263,7 @@ void search(const Database& db, const Queries& queries, int64_t k, int64_t threa
   const QuantQueries* quant = nullptr;
   if (db.dtype == DType::int8 && d <= kQuantMaxDim && kernel.uses_quant)
     quant = quant_store.make(qpack.data(), qstride, nq, d);
-  parallel_parts(nparts, nparts, [&](int t) {
+  parallel_parts(nparts, nthreads, [&](int t) {
     workers[static_cast<size_t>(t)].run(db, qpack.data(), qstride, nq, kk, part_begin(n, t, nparts),
                                         part_begin(n, t + 1, nparts), block, score_block,
                                         quant);

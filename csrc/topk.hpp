@@ -35,10 +35,11 @@ struct Queries {
 };
 
 // Fills out_scores/out_ids (nq x k, row-major). nq, n or k may be 0 (k == 0 or nq == 0:
-// nothing is written). The database splits into at most `threads` parts (<= 0: one per
-// usable CPU), fewer when a part would get less than min_rows_per_thread rows (<= 0:
-// enough work to be worth a thread, see topk.cpp), never more than 256; the parts run on
-// at most usable_cpus() threads. None of this changes any score. Throws
+// nothing is written). The database splits into up to 4 parts per thread (threads <= 0:
+// one thread per usable CPU), fewer when a part would get less than min_rows_per_thread
+// rows (<= 0: enough work to be worth a thread, see topk.cpp), never more than 256; the
+// parts run on at most min(threads, usable_cpus()) threads of the persistent pool, the
+// caller included. None of this changes any score. Throws
 // std::length_error when nq x k or nq x d overflows, std::invalid_argument for k < 0.
 void search(const Database& db, const Queries& queries, int64_t k, int64_t threads,
             float* out_scores, int64_t* out_ids, int64_t min_rows_per_thread = 0);
