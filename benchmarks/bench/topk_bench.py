@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -368,6 +369,11 @@ def markdown(rows: list[dict[str, Any]], env: dict[str, Any], command: str) -> s
         f"faiss-cpu {v['faiss-cpu']}, usearch {v['usearch']}, python {v['python']}",
         f"- date: {env['date_utc']}; load average at start {env['load_average']}, "
         f"at end {env.get('load_average_end')}",
+        *(
+            f"- earlier run: {e['date_utc']}, threads {e['threads']}, ISA {e['cliprt_isa']}; "
+            f"load average at start {e['load_average']}, at end {e.get('load_average_end')}"
+            for e in env.get("earlier_runs", [])
+        ),
         "",
         "Cells: median ms · GB/s of the rows read · fraction of the read floor "
         "(floor ms / ms; 1.0 = as fast as reading the rows) · speed-up over torch "
@@ -389,7 +395,7 @@ def markdown(rows: list[dict[str, Any]], env: dict[str, Any], command: str) -> s
             "Read floor (best of stream_read, numpy xor.reduce, torch.sum over the same bytes, "
             "same run; cliprt's batch-1 cells time each search alternately with every floor "
             "read of its own rows): "
-            + ", ".join(f"{d} {ms:.2f} ms ({m})" for d, (ms, m) in floors.items()),
+            + ", ".join(f"{d} {ms:.3g} ms ({m})" for d, (ms, m) in floors.items()),
             "",
             "| method | rows | " + " | ".join(f"batch {b}" for b in batches) + " |",
             "|---|---|" + "---|" * len(batches),
@@ -404,7 +410,7 @@ def markdown(rows: list[dict[str, Any]], env: dict[str, Any], command: str) -> s
                 vs = f" · {r['vs_torch']:.2f}x" if "vs_torch" in r else ""
                 reps = "" if r["repeats"] >= 3 else f" (n={r['repeats']})"
                 cells.append(
-                    f"{r['ms']:.1f} ms{reps} · {r['gb_s']:.1f} GB/s · {r['floor_fraction']:.2f}{vs}"
+                    f"{r['ms']:.3g} ms{reps} · {r['gb_s']:.1f} GB/s · {r['floor_fraction']:.2f}{vs}"
                 )
             lines.append(f"| {method} | {dtype} | " + " | ".join(cells) + " |")
         lines += ["", "Targets:", ""]
@@ -469,22 +475,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="PREFIX",
         help="leave out methods whose name starts with PREFIX (e.g. usearch 'faiss IndexScalar')",
     )
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="add this run's N to the report already at --out (cells of the same N replaced)",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
 
-    command = " ".join(["python -m cliprt.bench.topk_bench", *argv])
+    command = "python -m cliprt.bench.topk_bench " + shlex.join(argv)
     env = environment(args.threads)
     rows = run(args.n, args.dim, args.k, args.batches, args.threads, args.repeats, args.skip)
     from cliprt.bench.env import load_average
 
     env["load_average_end"] = load_average()
-    report = markdown(rows, env, command.strip())
+    commands = [command.strip()]
+    if args.append and args.out and args.out.with_suffix(".json").exists():
+        # Another run's cells (other N) join this report; the machine lines stay per run.
+        prev = json.loads(args.out.with_suffix(".json").read_text(encoding="utf-8"))
+        new_n = {r["n"] for r in rows}
+        rows = [r for r in prev["results"] if r["n"] not in new_n] + rows
+        commands = prev.get("commands", []) + commands
+        earlier = dict(prev["environment"])
+        env["earlier_runs"] = [*earlier.pop("earlier_runs", []), earlier]
+    report = markdown(rows, env, "`; then `".join(commands))
     print(report)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report, encoding="utf-8")
+        data = {"environment": env, "commands": commands, "results": rows}
         args.out.with_suffix(".json").write_text(
-            json.dumps({"environment": env, "results": rows}, indent=2) + "\n", encoding="utf-8"
+            json.dumps(data, indent=2) + "\n", encoding="utf-8"
         )
     return 0
 
