@@ -81,6 +81,7 @@ void score_block_avx512vnni(DType dtype, const BlockArgs& args);
 #endif
 #if defined(__aarch64__)
 void score_block_neon(DType dtype, const BlockArgs& args);
+void score_block_neondot(DType dtype, const BlockArgs& args);
 #endif
 
 // Exact IEEE half -> float (the baseline and NEON-less paths use it).

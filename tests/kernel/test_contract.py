@@ -273,7 +273,7 @@ def test_search_releases_the_gil() -> None:
 def test_available_isas() -> None:
     isas = available_isas()
     assert isas[0] == "baseline"
-    assert set(isas) <= {"baseline", "avx2", "avx512", "avx512vnni", "neon"}
+    assert set(isas) <= {"baseline", "avx2", "avx512", "avx512vnni", "neon", "neondot"}
     assert _topk.current_isa() in isas
 
 

@@ -1,6 +1,7 @@
-"""The avx512vnni ISA's int8 path (a vpdpbusd screen over int8-quantized queries, then the
-exact score for the pairs that may matter) returns what the avx512 ISA returns, bit for
-bit: same ids, same scores. Inputs are chosen to stress the screen's error bound: near
+"""The int8 screen ISAs (avx512vnni: vpdpbusd, neondot: sdot; an integer dot product with
+int8-quantized queries bounds every score, then the exact score for the pairs that may
+matter) return what their exact ISA (avx512, neon) returns, bit for bit: same ids, same
+scores. Inputs are chosen to stress the screen's error bound: near
 ties, queries whose quantization is poor, extreme and zero scales, long rows."""
 
 from __future__ import annotations
@@ -12,25 +13,30 @@ from hypothesis import strategies as st
 
 from cliprt import _topk
 
+# (exact ISA, screening ISA): the first pair this CPU has.
+_PAIRS = [("avx512", "avx512vnni"), ("neon", "neondot")]
+_PAIR = next((p for p in _PAIRS if p[1] in _topk.available_isas()), None)
 pytestmark = pytest.mark.skipif(
-    "avx512vnni" not in _topk.available_isas(), reason="this CPU has no AVX512_VNNI"
+    _PAIR is None, reason="this CPU has neither AVX512_VNNI nor the ARM dot product"
 )
 
 
 def _both(rows: np.ndarray, q: np.ndarray, scales: np.ndarray, k: int, threads: int = 2) -> None:
-    """Searches under avx512 and avx512vnni and asserts equal results."""
+    """Searches under the exact and the screening ISA and asserts equal results."""
+    assert _PAIR is not None
+    exact, screen = _PAIR
     before = _topk.current_isa()
     try:
         got = {}
-        for isa in ("avx512", "avx512vnni"):
+        for isa in _PAIR:
             _topk.set_isa(isa)
             got[isa] = _topk.search(
                 rows, q, k=k, scales=scales, threads=threads, min_rows_per_thread=1
             )
     finally:
         _topk.set_isa(before)
-    np.testing.assert_array_equal(got["avx512vnni"][1], got["avx512"][1])
-    np.testing.assert_array_equal(got["avx512vnni"][0], got["avx512"][0])
+    np.testing.assert_array_equal(got[screen][1], got[exact][1])
+    np.testing.assert_array_equal(got[screen][0], got[exact][0])
 
 
 def _quantized(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
