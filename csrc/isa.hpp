@@ -4,7 +4,14 @@
 
 namespace cliprt {
 
+struct ActiveKernel {
+  ScoreBlockFn score_block;
+  // Whether it reads QuantQueries (int8 rows by dot-product instructions); the driver
+  // quantizes queries only then.
+  bool uses_quant;
+};
+
 // The scoring kernel of the active ISA (CLIPRT_ISA, set_isa, or the best supported).
-ScoreBlockFn active_score_block();
+ActiveKernel active_kernel();
 
 }  // namespace cliprt

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 #include <cstring>
 
 #include "kernel.hpp"
@@ -34,6 +35,7 @@ struct Ops {
   static V load(const int8_t* p) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
   // The row tail: copy into a zeroed vector-sized buffer (never read past the row).
   template <class T>
   static V load_part(const T* p, int64_t n) {

@@ -1,6 +1,7 @@
 // Baseline kernel: portable C++ (SSE2 on x86-64, NEON on aarch64 via the compiler's
 // auto-vectorizer). Eight lanes with separate multiply and add: no FMA is assumed.
 #include <cstdint>
+#include <type_traits>
 #include <cstring>
 
 #include "kernel.hpp"
@@ -62,6 +63,7 @@ struct Ops {
     for (int l = 0; l < 8; ++l) out.v[l] = static_cast<float>(p[l]);
     return out;
   }
+  static void store(float* p, const V& v) { std::memcpy(p, v.v, sizeof(v.v)); }
   template <class T>
   static V load_part(const T* p, int64_t n) {
     T buf[8] = {};

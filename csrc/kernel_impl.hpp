@@ -9,12 +9,12 @@
 // side, never the order of any pair's additions: a score is the same for every batch
 // size, thread count and block split.
 //
-// Expects: <cstdint> and kernel.hpp included, `Ops` declared in the enclosing namespace.
+// Expects: <cstdint>, <type_traits> and kernel.hpp included, `Ops` declared in the enclosing namespace.
 // Ops: V, W; R_FEW (rows per tile for 1-2 queries of int8 rows; fp32 and fp16 rows use
 // one: a single sequential stream keeps up with memory and measured faster than
 // interleaved rows); R, Q (rows x queries of the main tile); zero(), fma(a, b, c) = a*b+c,
-// hsum(V), loadq(const float*), load(const T*), load_part(const T*, int64_t n) for T in
-// {float, uint16_t, int8_t}.
+// hsum(V), loadq(const float*), store(float*, V), load(const T*), load_part(const T*,
+// int64_t n) for T in {float, uint16_t, int8_t}.
 
 template <class T, int R, int Q, bool PF = false>
 inline void tile(const T* rows, int64_t stride, const float* scales, int64_t d,
@@ -89,6 +89,30 @@ inline void rows_loop_q(const BlockArgs& a, int64_t q0, int64_t nq) {
   }
 }
 
+// Rows of the block widened to fp32 in scratch (exact for fp16 and int8), so that many
+// queries pass over them without converting each row once per query tile. Same values,
+// same summation order: the same scores as scoring the stored rows.
+template <class T>
+inline BlockArgs widened(const BlockArgs& a) {
+  float* dst = static_cast<float*>(a.scratch);
+  const T* rows = static_cast<const T*>(a.rows);
+  for (int64_t r = 0; r < a.nr; ++r) {
+    const T* src = rows + r * a.row_stride;
+    float* out = dst + r * a.d;
+    int64_t i = 0;
+    for (; i + Ops::W <= a.d; i += Ops::W) Ops::store(out + i, Ops::load(src + i));
+    if (i < a.d) {
+      float tail[Ops::W];
+      Ops::store(tail, Ops::load_part(src + i, a.d - i));
+      for (int64_t l = 0; l < a.d - i; ++l) out[i + l] = tail[l];
+    }
+  }
+  BlockArgs w = a;
+  w.rows = dst;
+  w.row_stride = a.d;
+  return w;
+}
+
 template <class T>
 inline void score_block_t(const BlockArgs& a) {
   static_assert(Ops::Q <= 8, "rows_loop_q handles at most 8 queries per tile");
@@ -98,6 +122,13 @@ inline void score_block_t(const BlockArgs& a) {
     constexpr int RF = sizeof(T) >= 2 ? 1 : Ops::R_FEW;
     rows_loop_q<T, RF, true>(a, 0, a.nq);
     return;
+  }
+  if constexpr (!std::is_same_v<T, float>) {
+    // Enough query tiles that widening each row once is cheaper than per tile.
+    if (a.nq >= 2 * Ops::Q && a.scratch) {
+      score_block_t<float>(widened<T>(a));
+      return;
+    }
   }
   int64_t q0 = 0;
   // nq >= 3 here; the first tile may still be a remainder when nq < Q.

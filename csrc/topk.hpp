@@ -34,10 +34,14 @@ struct Queries {
   int64_t stride = 0;              // elements between query starts (>= d)
 };
 
-// Fills out_scores/out_ids (nq x k, row-major). threads <= 0 means all hardware threads;
-// fewer run when each would get less than min_rows_per_thread rows (<= 0: enough work to
-// outweigh starting a thread, see topk.cpp). Neither changes any score.
-void search(const Database& db, const Queries& queries, int64_t k, int threads,
+// Fills out_scores/out_ids (nq x k, row-major). nq, n or k may be 0 (k == 0 or nq == 0:
+// nothing is written). The database splits into up to 4 parts per thread (threads <= 0:
+// one thread per usable CPU), fewer when a part would get less than min_rows_per_thread
+// rows (<= 0: enough work to be worth a thread, see topk.cpp), never more than 256; the
+// parts run on at most min(threads, usable_cpus()) threads of the persistent pool, the
+// caller included. None of this changes any score. Throws
+// std::length_error when nq x k or nq x d overflows, std::invalid_argument for k < 0.
+void search(const Database& db, const Queries& queries, int64_t k, int64_t threads,
             float* out_scores, int64_t* out_ids, int64_t min_rows_per_thread = 0);
 
 // The ISAs this machine can run, worst first; the active one; and a switch for tests and
@@ -48,8 +52,9 @@ std::string current_isa();
 void set_isa(const std::string& name);
 
 // Reads every byte of n rows (row_bytes each, stride_bytes apart) with `threads` threads
-// and returns an XOR of the words read: the memory-read floor a scan cannot beat.
+// and returns an XOR fold of the bytes read (it changes with any one byte; its value may
+// depend on the split): the memory-read floor of a scan, one of the benchmark's floors.
 uint64_t stream_read(const void* base, int64_t n, int64_t row_bytes, int64_t stride_bytes,
-                     int threads);
+                     int64_t threads);
 
 }  // namespace cliprt

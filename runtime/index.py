@@ -11,7 +11,11 @@ Precision contract:
     * int8: each row r is stored as ``q_r`` in [-127, 127] with one symmetric fp32 scale
       ``s_r = max|x_r| / 127``; the score is ``s_r * dot(q_r, query)`` accumulated in fp32.
       "Exact" means the exact top-k of the *dequantized* rows ``s_r * q_r``, not of the
-      vectors originally added.
+      vectors originally added. Queries are never quantized for the result: on CPUs with
+      AVX512-VNNI (ISA ``avx512vnni``) an int8 dot product against a quantized copy of
+      each query only screens out rows whose provable upper bound is below the current
+      k-th score; every row that can matter is scored exactly, so ids and scores equal
+      the ``avx512`` ISA's bit for bit (tested), only faster.
 
 Reproducibility: a score depends only on the row, the query and the instruction set the
 kernel runs (``available_isas()``; ``CLIPRT_ISA`` forces one), never on the batch the

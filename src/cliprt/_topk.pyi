@@ -18,7 +18,10 @@ def search(
     ids: npt.NDArray[np.int64] | None = None,
     min_rows_per_thread: int = 0,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    """Exact top-k by inner product; (scores (nq, k), ids (nq, k)), missing hits -inf / -1."""
+    """Exact top-k by inner product; (scores (nq, k), ids (nq, k)), missing hits -inf / -1.
+
+    nq, n and k may be 0; any int64 `threads` is clamped (<= 256 parts, <= usable CPUs).
+    """
 
 def available_isas() -> list[str]:
     """SIMD instruction sets this CPU can run, worst first."""
@@ -30,4 +33,10 @@ def set_isa(name: str) -> None:
     """Forces an instruction set; ValueError if unknown or unsupported here."""
 
 def stream_read(database: npt.NDArray[np.generic], *, threads: int = 0) -> int:
-    """Reads every byte of a 2-D array once (the memory-read floor); XOR of its words."""
+    """Reads every byte of a 2-D array once (a memory-read floor); an XOR fold of them."""
+
+def pool_workers() -> int:
+    """Worker threads the kernel's persistent pool has started (asleep between calls)."""
+
+def shutdown_pool() -> None:
+    """Joins the pool's workers (registered with atexit); later searches run inline."""

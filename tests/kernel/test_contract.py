@@ -235,8 +235,8 @@ def test_binding_never_converts_the_database() -> None:
         _topk.search(np.ones((3, 8), np.float32)[:, ::2], q, k=1)
     with pytest.raises(ValueError, match="scales are required"):
         _topk.search(np.ones((3, 4), np.int8), q, k=1)
-    with pytest.raises(ValueError, match="k must be >= 1"):
-        _topk.search(np.ones((3, 4), np.float32), q, k=0)
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        _topk.search(np.ones((3, 4), np.float32), q, k=-1)
 
 
 def test_float64_queries_are_converted() -> None:
@@ -273,7 +273,7 @@ def test_search_releases_the_gil() -> None:
 def test_available_isas() -> None:
     isas = available_isas()
     assert isas[0] == "baseline"
-    assert set(isas) <= {"baseline", "avx2", "avx512", "neon"}
+    assert set(isas) <= {"baseline", "avx2", "avx512", "avx512vnni", "neon", "neondot"}
     assert _topk.current_isa() in isas
 
 
@@ -304,7 +304,7 @@ def test_env_var_with_unknown_isa_fails_import() -> None:
 
 
 def test_env_var_with_unsupported_isa_fails_import() -> None:
-    missing = [i for i in ("avx2", "avx512") if i not in available_isas()]
+    missing = [i for i in ("avx2", "avx512", "avx512vnni") if i not in available_isas()]
     if not missing or sys.platform != "linux" or os.uname().machine != "x86_64":
         pytest.skip("this CPU supports every x86 ISA the kernel has")
     out = _isa_in_subprocess(missing[-1])
