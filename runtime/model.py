@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import onnxruntime as ort
@@ -25,6 +25,7 @@ from PIL import Image
 
 from cliprt.errors import InputError, ModelFolderError, ProviderError
 from cliprt.manifest import TOWERS, Manifest, read_manifest, verified_path
+from cliprt.runtime.failures import EncodeResult, ImageFailure, check_errors_mode
 from cliprt.runtime.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DecodeOptions,
@@ -183,13 +184,34 @@ class ClipModel:
         pre, opts = self.manifest.preprocessing, self.decode_options
         return np.stack([load_and_preprocess(item, i, pre, opts) for i, item in enumerate(items)])
 
+    @overload
+    def encode_images(
+        self,
+        images: Iterable[ImageInput] | ImageInput,
+        *,
+        batch_size: int = ...,
+        progress: bool = ...,
+        errors: Literal["raise"] = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def encode_images(
+        self,
+        images: Iterable[ImageInput] | ImageInput,
+        *,
+        batch_size: int = ...,
+        progress: bool = ...,
+        errors: Literal["skip"],
+    ) -> EncodeResult: ...
+
     def encode_images(
         self,
         images: Iterable[ImageInput] | ImageInput,
         *,
         batch_size: int = 32,
         progress: bool = False,
-    ) -> np.ndarray:
+        errors: str = "raise",
+    ) -> np.ndarray | EncodeResult:
         """L2-normalised image embeddings, float32 (n, D).
 
         Args:
@@ -197,50 +219,81 @@ class ClipModel:
                 arrays (RGB), or one of those alone.
             batch_size: images per tower call.
             progress: draw a progress line on stderr.
+            errors: "raise" (default): the first item that cannot be decoded raises and
+                the array (n, D) is returned. "skip": a bad item costs only itself; an
+                :class:`~cliprt.runtime.failures.EncodeResult` is returned with the good
+                embeddings, the input positions they belong to and one failure (index,
+                path, error class, message) per bad item.
 
         Raises:
-            InputError: an empty list, or an item that cannot be decoded (named by
-                index and path or type).
+            InputError: an empty list, a bad `errors` value, or (errors="raise") an item
+                that cannot be decoded (named by index and path or type).
         """
+        skip = check_errors_mode(errors) == "skip"
         items = _image_list(images)
         batch_size = _check_batch_size(batch_size)
         n = len(items)
         out = np.empty((n, self.embed_dim), dtype=np.float32)
+        good = np.ones(n, dtype=bool)
+        failures: list[ImageFailure] = []
         bar = Progress(n, "images") if progress else None
         pre, opts = self.manifest.preprocessing, self.decode_options
+
+        def decode(i: int) -> np.ndarray | ImageFailure:
+            if not skip:
+                return load_and_preprocess(items[i], i, pre, opts)
+            try:
+                return load_and_preprocess(items[i], i, pre, opts)
+            except Exception as exc:  # a bad item costs only itself (errors="skip")
+                return ImageFailure.from_exception(i, items[i], exc)
+
+        def run(start: int, decoded: list[np.ndarray | ImageFailure]) -> None:
+            rows = []
+            for i, x in enumerate(decoded, start):
+                if isinstance(x, ImageFailure):
+                    failures.append(x)
+                    good[i] = False
+                else:
+                    rows.append(i)
+            if len(rows) == len(decoded):
+                out[start : start + len(decoded)] = self.vision.run(np.stack(decoded))
+            elif rows:
+                out[rows] = self.vision.run(np.stack([decoded[i - start] for i in rows]))
+
         if n == 1:
-            out[:] = self.vision.run(load_and_preprocess(items[0], 0, pre, opts)[None])
-            return _l2_normalize(out)
-        starts = list(range(0, n, batch_size))
+            run(0, [decode(0)])
+        else:
+            starts = list(range(0, n, batch_size))
 
-        def submit(start: int) -> list[Future[np.ndarray]]:
-            stop = min(start + batch_size, n)
-            return [
-                self._pool.submit(load_and_preprocess, items[i], i, pre, opts)
-                for i in range(start, stop)
-            ]
+            def submit(start: int) -> list[Future[np.ndarray | ImageFailure]]:
+                stop = min(start + batch_size, n)
+                return [self._pool.submit(decode, i) for i in range(start, stop)]
 
-        pending = submit(starts[0])
-        try:
-            for j, start in enumerate(starts):
-                # Decode the next batch in the pool while this one runs (PIL and
-                # onnxruntime both release the GIL).
-                following = submit(starts[j + 1]) if j + 1 < len(starts) else []
-                try:
-                    pixels = np.stack([f.result() for f in pending])
-                finally:
-                    pending, current = following, pending
-                out[start : start + len(current)] = self.vision.run(pixels)
+            pending = submit(starts[0])
+            try:
+                for j, start in enumerate(starts):
+                    # Decode the next batch in the pool while this one runs (PIL and
+                    # onnxruntime both release the GIL).
+                    following = submit(starts[j + 1]) if j + 1 < len(starts) else []
+                    try:
+                        decoded = [f.result() for f in pending]
+                    finally:
+                        pending, current = following, pending
+                    run(start, decoded)
+                    if bar:
+                        bar.update(len(current))
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+            finally:
                 if bar:
-                    bar.update(len(current))
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
-        finally:
-            if bar:
-                bar.close()
-        return _l2_normalize(out)
+                    bar.close()
+        if not skip:
+            return _l2_normalize(out)
+        indices = np.flatnonzero(good).astype(np.int64)
+        embeddings = _l2_normalize(out[indices]) if failures else _l2_normalize(out)
+        return EncodeResult(embeddings=embeddings, indices=indices, failures=failures)
 
     def encode_texts(
         self, texts: Sequence[str] | str, *, batch_size: int = 256, progress: bool = False
