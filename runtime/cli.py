@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cliprt.runtime import bulk_cli
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # Inputs from which on a progress line is drawn on stderr (unless --quiet).
 PROGRESS_FROM = 64
@@ -15,7 +17,9 @@ PROGRESS_FROM = 64
 _EXAMPLES = {
     "embed": """\
 examples:
-  cliprt embed shapes photos/*.jpg -o images.npy
+  cliprt embed shapes photos/*.jpg -o images.npy     # + images.npy.ids.jsonl
+  cliprt embed shapes photos/ -o shards/ --resume    # Parquet shards, resumable
+  cliprt embed shapes --files-from list.txt -o shards/ --on-error skip
   cliprt embed shapes --text "a red circle" "a blue square" -o texts.npy
 """,
     "classify": """\
@@ -58,9 +62,22 @@ def register(subparsers: Any) -> None:
         formatter_class=raw,
     )
     _common(p)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files/folders, or texts")
-    p.add_argument("--text", action="store_true", help="INPUTs are texts, not images")
-    p.add_argument("-o", "--output", required=True, help="the .npy file to write")
+    p.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="image files, folders, glob patterns, or texts"
+    )
+    # nargs="*": `--text "a cat" "a dog"` takes the texts itself, because a "*" INPUT
+    # positional would already have been matched (empty) before the flag.
+    p.add_argument(
+        "--text",
+        nargs="*",
+        default=None,
+        metavar="TEXT",
+        help="embed texts (the INPUTs and TEXTs), not images",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, help="the .npy file, or the folder of Parquet shards"
+    )
+    bulk_cli.add_embed_options(p)
     p.set_defaults(handler=_embed)
 
     p = subparsers.add_parser(
@@ -133,18 +150,15 @@ def _load(args: argparse.Namespace) -> Any:
 def _embed(args: argparse.Namespace) -> int:
     import numpy as np
 
+    if args.text is None:
+        return bulk_cli.embed_images(args, _load)
+    texts = [*args.inputs, *args.text]
+    if not texts:
+        from cliprt.errors import InputError
+
+        raise InputError("--text needs at least one text")
     model = _load(args)
-    if args.text:
-        emb = model.encode_texts(
-            args.inputs, progress=not args.quiet and len(args.inputs) >= PROGRESS_FROM
-        )
-    else:
-        paths = collect_images(args.inputs)
-        emb = model.encode_images(
-            paths,
-            batch_size=args.batch_size,
-            progress=not args.quiet and len(paths) >= PROGRESS_FROM,
-        )
+    emb = model.encode_texts(texts, progress=not args.quiet and len(texts) >= PROGRESS_FROM)
     np.save(args.output, emb)
     print(
         f"wrote {emb.shape[0]} x {emb.shape[1]} float32 embeddings to {args.output}",

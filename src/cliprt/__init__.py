@@ -17,6 +17,7 @@ from cliprt.errors import (
     IndexFileError,
     InputError,
     ModelFolderError,
+    ModelMismatchError,
     ParityError,
     ProviderError,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "IndexFileError",
     "InputError",
     "ModelFolderError",
+    "ModelMismatchError",
     "ParityError",
     "ProviderError",
     "load",

@@ -33,3 +33,8 @@ class ProviderError(CliprtError):
 
 class IndexFileError(CliprtError):
     """An index file is truncated, altered, or of an unknown format."""
+
+
+class ModelMismatchError(CliprtError):
+    """Embeddings of one model are used with another (e.g. an index searched by a model
+    other than the one that built it)."""
