@@ -109,7 +109,13 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--index",
         default=None,
-        help="index file: loaded if it exists (with its .paths.json), else built and saved",
+        help="index file: loaded if it exists, else built from --images and saved (one "
+        "file that holds the paths and the model's fingerprint)",
+    )
+    p.add_argument(
+        "--allow-model-mismatch",
+        action="store_true",
+        help="search an index built by another model (normally an error)",
     )
     p.set_defaults(handler=_search)
 
@@ -187,33 +193,51 @@ def _search(args: argparse.Namespace) -> int:
 
     model = _load(args)
     index_path = Path(args.index) if args.index else None
-    paths_file = index_path.with_name(index_path.name + ".paths.json") if index_path else None
     if index_path is not None and index_path.exists() and args.images is None:
         index = Index.load(index_path)
-        if paths_file is None or not paths_file.is_file():
-            raise InputError(
-                f"{paths_file} (the image paths of {index_path}) is missing; rebuild with --images"
-            )
-        paths = [Path(p) for p in json.loads(paths_file.read_text(encoding="utf-8"))]
+        names = _index_names(index, index_path)
     elif args.images is not None:
-        paths = collect_images(args.images)
+        paths = [str(p) for p in collect_images(args.images)]
         index = model.build_index(
             paths,
+            keys=paths,
             batch_size=args.batch_size,
             progress=not args.quiet and len(paths) >= PROGRESS_FROM,
         )
+        names = index.keys_of
         if index_path is not None:
-            index.save(index_path)
-            assert paths_file is not None
-            paths_file.write_text(json.dumps([str(p) for p in paths]), encoding="utf-8")
+            index.save(index_path)  # one atomic file: rows, paths and model fingerprint
             print(f"saved the index of {len(paths)} images to {index_path}", file=sys.stderr)
     else:
         raise InputError("search needs --images (to build an index) or an existing --index file")
-    scores, ids = model.search(index, texts=args.query, k=args.k)
+    scores, ids = model.search(
+        index, texts=args.query, k=args.k, allow_model_mismatch=args.allow_model_mismatch
+    )
     for query, srow, irow in zip(args.query, scores, ids, strict=True):
         print(f"{query}")
-        for rank, (score, i) in enumerate(zip(srow, irow, strict=True), 1):
-            if i < 0:
-                break
-            print(f"  {rank:2d}. {score:.4f}  {paths[i]}")
+        hits = [int(i) for i in irow if i >= 0]
+        for rank, (score, name) in enumerate(zip(srow, names(hits), strict=False), 1):
+            print(f"  {rank:2d}. {score:.4f}  {name}")
     return 0
+
+
+def _index_names(index: Any, index_path: Path) -> Any:
+    """id -> name of a loaded index: its own keys, or for an index written before keys
+    existed, the legacy `<index>.paths.json` beside it."""
+    from cliprt.errors import InputError
+
+    if index.has_keys:
+        return index.keys_of
+    paths_file = index_path.with_name(index_path.name + ".paths.json")
+    if not paths_file.is_file():
+        raise InputError(
+            f"{index_path} holds no image paths (an index from an older cliprt) and "
+            f"{paths_file.name} is missing; rebuild it with --images or `cliprt index build`"
+        )
+    paths = json.loads(paths_file.read_text(encoding="utf-8"))
+    if not isinstance(paths, list) or len(paths) != len(index):
+        raise InputError(
+            f"{paths_file} does not match {index_path} ({len(paths)} paths for {len(index)} "
+            "rows); rebuild the index"
+        )
+    return lambda ids: [paths[i] for i in ids]

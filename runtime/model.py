@@ -26,6 +26,7 @@ from PIL import Image
 from cliprt.errors import InputError, ModelFolderError, ProviderError
 from cliprt.manifest import TOWERS, Manifest, read_manifest, verified_path
 from cliprt.runtime.failures import EncodeResult, ImageFailure, check_errors_mode
+from cliprt.runtime.fingerprint import ModelFingerprint, check_same_model, fingerprint_of
 from cliprt.runtime.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DecodeOptions,
@@ -159,12 +160,21 @@ class ClipModel:
         self.embed_dim = manifest.embed_dim
         self.logit_scale = float(manifest.logit_scale)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cliprt-decode")
+        self._fingerprint: ModelFingerprint | None = None
 
     def __repr__(self) -> str:
         return (
             f"ClipModel({str(self.folder)!r}, device={self.device!r}, precision={self.precision!r}, "
             f"embed_dim={self.embed_dim})"
         )
+
+    @property
+    def fingerprint(self) -> ModelFingerprint:
+        """Which model and precision make this model's embeddings (recorded in shards
+        and index files; search refuses an index of another model)."""
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint_of(self)
+        return self._fingerprint
 
     def close(self) -> None:
         """Stops the decoding threads (sessions are freed with the object)."""
@@ -367,14 +377,17 @@ class ClipModel:
         images: Iterable[ImageInput] | ImageInput,
         *,
         ids: Sequence[int] | np.ndarray | None = None,
+        keys: Sequence[str] | None = None,
         dtype: str = "fp32",
         batch_size: int = 32,
         progress: bool = False,
     ) -> Index:
-        """An :class:`Index` of the images' embeddings (ids default to 0..n-1)."""
+        """An :class:`Index` of the images' embeddings (ids default to 0..n-1) that
+        records this model's fingerprint; `keys` (e.g. the paths) are saved with it."""
         emb = self.encode_images(images, batch_size=batch_size, progress=progress)
         index = Index(self.embed_dim, dtype)
-        index.add(emb, ids=None if ids is None else np.asarray(ids, dtype=np.int64))
+        index.add(emb, ids=None if ids is None else np.asarray(ids, dtype=np.int64), keys=keys)
+        index.fingerprint = self.fingerprint
         return index
 
     def search(
@@ -384,11 +397,19 @@ class ClipModel:
         texts: Sequence[str] | str | None = None,
         images: Iterable[ImageInput] | ImageInput | None = None,
         k: int = 5,
+        allow_model_mismatch: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Text->image (texts=) or image->image (images=) search of `index`.
 
+        Args:
+            allow_model_mismatch: search an index whose recorded fingerprint names
+                another model (normally a ModelMismatchError).
+
         Returns:
             (scores float32 (nq, k), ids int64 (nq, k)), best first; cosine scores.
+
+        Raises:
+            ModelMismatchError: the index was built by another model.
         """
         if (texts is None) == (images is None):
             raise InputError("search needs exactly one of texts= or images=")
@@ -397,6 +418,12 @@ class ClipModel:
                 f"the index holds {index.dim}-d vectors but this model makes {self.embed_dim}-d "
                 "embeddings; build the index with this model"
             )
+        check_same_model(
+            index.fingerprint,
+            self.fingerprint,
+            what="the index",
+            allow_mismatch=allow_model_mismatch,
+        )
         q = self.encode_texts(texts) if texts is not None else self.encode_images(images)
         return index.search(q, k)
 
