@@ -9,7 +9,9 @@ Parquet shard (``part-00000.parquet``), one row per embedded image:
 The file's schema metadata holds, under the key ``cliprt``, a JSON object with
 ``format`` (1), ``fingerprint`` (:class:`ModelFingerprint`: manifest sha256, precision,
 embed dim) and ``precision``. Shards written by Ray (``cliprt.ray``) have the same
-columns and metadata. pyarrow is needed (the ``bulk`` extra).
+metadata, no id column, one row per input file, and two more columns, ``error`` and
+``message`` (strings, null where the file was embedded; the embedding is null where it
+was not). Readers skip the failed rows. pyarrow is needed (the ``bulk`` extra).
 
 .npy output: the array (m, D) float32 exactly as ``np.save`` writes it, plus a sidecar
 ``<file>.ids.jsonl``: a first line ``{"cliprt_npy_ids": 1, "rows", "dim", "npy_sha256",
@@ -48,6 +50,7 @@ def pyarrow() -> Any:
     """The pyarrow module, or an InputError that says how to install it."""
     try:
         import pyarrow as pa
+        import pyarrow.compute  # registers pa.compute
         import pyarrow.parquet  # registers pa.parquet
     except ImportError as exc:
         raise InputError(
@@ -87,6 +90,12 @@ def shard_schema(dim: int, fingerprint: ModelFingerprint | None) -> Any:
         ],
         metadata={META_KEY: json.dumps(meta).encode()},
     )
+
+
+def failures_schema_fields() -> list[tuple[str, Any]]:
+    """The columns in which a shard records the files that failed (Ray's shards)."""
+    pa = pyarrow()
+    return [("error", pa.string()), ("message", pa.string())]
 
 
 def shard_table(
@@ -177,13 +186,17 @@ class ShardReader:
                 f"{self.path}: column 'embedding' holds {field.value_type}, not float32"
             )
         self.fingerprint = _fingerprint_from_metadata(schema.metadata, str(self.path))
+        self._has_errors = "error" in schema.names
         self.rows = self._file.metadata.num_rows
         self.dim = field.list_size if pa.types.is_fixed_size_list(field) else None
 
     def batches(self, rows: int = 65536) -> Iterator[EmbeddingBatch]:
         """Yields the shard's rows in order, at most `rows` at a time."""
         pa = pyarrow()
-        for rb in self._file.iter_batches(batch_size=rows, columns=["path", "embedding"]):
+        columns = ["path", "embedding", *(["error"] if self._has_errors else [])]
+        for rb in self._file.iter_batches(batch_size=rows, columns=columns):
+            if self._has_errors:
+                rb = rb.filter(pa.compute.is_null(rb.column(2)))  # failed files: no row
             col = rb.column(1)
             n = len(col)
             if col.null_count:
@@ -194,6 +207,34 @@ class ShardReader:
             emb = values.reshape(n, -1 if n else 0).astype(np.float32, copy=False)
             paths = rb.column(0).cast(pa.string()).to_pylist()
             yield EmbeddingBatch(paths=paths, embeddings=emb)
+
+    def failures(self) -> Iterator[dict[str, str]]:
+        """The files this shard records as failed ({"path", "error", "message"});
+        none for shards of `cliprt embed`, which report failures in failures.jsonl."""
+        if not self._has_errors:
+            return
+        pa = pyarrow()
+        for rb in self._file.iter_batches(columns=["path", "error", "message"]):
+            bad = rb.filter(pa.compute.is_valid(rb.column(1)))
+            yield from bad.to_pylist()
+
+
+def write_failures_report(
+    shards: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]
+) -> int:
+    """Collects the failed files recorded in shards (e.g. Ray's) into a JSON-lines
+    report ({"path", "error", "message", "shard"} a line), written atomically.
+
+    Returns:
+        The number of failures.
+    """
+    count = 0
+    with atomic_file(Path(output), "w") as out:
+        for shard in shards:
+            for row in ShardReader(shard).failures():
+                out.write(json.dumps({**row, "shard": os.fspath(shard)}) + "\n")
+                count += 1
+    return count
 
 
 # -- .npy with its ids sidecar ---------------------------------------------------------
