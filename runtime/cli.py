@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from cliprt.runtime import bulk_cli
+from cliprt.runtime.sources import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # Inputs from which on a progress line is drawn on stderr (unless --quiet).
 PROGRESS_FROM = 64
 
