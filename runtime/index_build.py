@@ -82,6 +82,41 @@ class _Source:
             yield from self._reader.batches(_READ_ROWS)
 
 
+def _same_space(a: ModelFingerprint, b: ModelFingerprint) -> bool:
+    # The folder's name (a.model) may differ between nodes; the manifest may not.
+    return (a.manifest_sha256, a.precision, a.embed_dim) == (
+        b.manifest_sha256,
+        b.precision,
+        b.embed_dim,
+    )
+
+
+def _common_fingerprint(sources: list[_Source], allow_mismatch: bool) -> ModelFingerprint | None:
+    """The one fingerprint of all inputs; None (allowed only with `allow_mismatch`) when
+    some input records none or they differ."""
+    first = sources[0]
+    for src in sources:
+        if src.fingerprint is None or first.fingerprint is None:
+            if allow_mismatch:
+                return None
+            where = src.path if src.fingerprint is None else first.path
+            raise InputError(
+                f"{where} does not record which model made it; pass "
+                "--allow-model-mismatch (allow_model_mismatch=True) to index it anyway"
+            )
+        if _same_space(src.fingerprint, first.fingerprint):
+            continue
+        if allow_mismatch:
+            return None
+        check_same_model(src.fingerprint, first.fingerprint, what=str(src.path))
+        raise InputError(
+            f"{src.path} was embedded at precision {src.fingerprint.precision} but "
+            f"{first.path} at {first.fingerprint.precision}; index shards of one precision, "
+            "or pass --allow-model-mismatch"
+        )
+    return first.fingerprint
+
+
 def build_index_file(
     inputs: Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
@@ -110,28 +145,7 @@ def build_index_file(
         raise InputError(f"output folder {output.parent} does not exist; create it first")
     check_writable_folder(output.parent, "output folder")
     sources = [_Source(p) for p in expand_inputs([Path(p) for p in inputs])]
-    fingerprint = sources[0].fingerprint
-    for src in sources:
-        if src.fingerprint is None and not allow_model_mismatch:
-            raise InputError(
-                f"{src.path} does not record which model made it; pass "
-                "--allow-model-mismatch (allow_model_mismatch=True) to index it anyway"
-            )
-        if src.fingerprint is not None and fingerprint is not None:
-            check_same_model(
-                src.fingerprint,
-                fingerprint,
-                what=f"{src.path}",
-                allow_mismatch=allow_model_mismatch,
-            )
-        if src.fingerprint != fingerprint:
-            if not allow_model_mismatch:
-                raise InputError(
-                    f"{src.path} was embedded at precision {src.fingerprint.precision} "
-                    f"but {sources[0].path} at {fingerprint.precision}; index shards of one "
-                    "precision, or pass --allow-model-mismatch"
-                )
-            fingerprint = None  # mixed or unknown origins: the index cannot name one model
+    fingerprint = _common_fingerprint(sources, allow_model_mismatch)
     total = sum(s.rows for s in sources)
     index: Index | None = None
     for src in sources:
