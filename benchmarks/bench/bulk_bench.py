@@ -141,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model.warmup((args.batch_size,))
         t0 = time.perf_counter()
         ray.init(
+            address="local",
             num_cpus=args.threads,
             include_dashboard=False,
             log_to_driver=False,

@@ -39,6 +39,7 @@ FP32 = ["--precision", "fp32", "--device", "cpu", "--threads", "2", "-q"]
 def ray_cluster():
     """A real local Ray cluster of 2 CPUs, small object store (a shared box)."""
     ray.init(
+        address="local",  # a new cluster of our own, never one another process started
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=200 * 1024 * 1024,
