@@ -11,14 +11,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+from cliprt.runtime import bulk_cli
+from cliprt.runtime.sources import IMAGE_SUFFIXES
+
 # Inputs from which on a progress line is drawn on stderr (unless --quiet).
 PROGRESS_FROM = 64
 
 _EXAMPLES = {
     "embed": """\
 examples:
-  cliprt embed shapes photos/*.jpg -o images.npy
+  cliprt embed shapes photos/*.jpg -o images.npy     # + images.npy.ids.jsonl
+  cliprt embed shapes photos/ -o shards/ --resume    # Parquet shards, resumable
+  cliprt embed shapes --files-from list.txt -o shards/ --on-error skip
   cliprt embed shapes --text "a red circle" "a blue square" -o texts.npy
 """,
     "classify": """\
@@ -67,14 +71,25 @@ def register(subparsers: Any) -> None:
         formatter_class=raw,
     )
     _common(p)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files/folders, or texts")
-    p.add_argument("--text", action="store_true", help="INPUTs are texts, not images")
+    p.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="image files, folders, glob patterns, or texts"
+    )
+    # nargs="*": `--text "a cat" "a dog"` takes the texts itself, because a "*" INPUT
+    # positional would already have been matched (empty) before the flag.
+    p.add_argument(
+        "--text",
+        nargs="*",
+        default=None,
+        metavar="TEXT",
+        help="embed texts (the INPUTs and TEXTs), not images",
+    )
     p.add_argument(
         "-o",
         "--output",
         required=True,
-        help="the .npy file to write, exactly this path (no suffix added); - for stdout",
+        help="the .npy file (exactly this path; - for stdout with --text), or the folder of Parquet shards",
     )
+    bulk_cli.add_embed_options(p)
     p.set_defaults(handler=_embed)
 
     p = subparsers.add_parser(
@@ -106,7 +121,13 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--index",
         default=None,
-        help="index file: loaded if it exists (with its .paths.json), else built and saved",
+        help="index file: loaded if it exists, else built from --images and saved (one "
+        "file that holds the paths and the model's fingerprint)",
+    )
+    p.add_argument(
+        "--allow-model-mismatch",
+        action="store_true",
+        help="search an index built by another model (normally an error)",
     )
     p.set_defaults(handler=_search)
 
@@ -222,19 +243,16 @@ def open_output(output: str, *, what: str = "-o") -> Iterator[BinaryIO]:
 def _embed(args: argparse.Namespace) -> int:
     import numpy as np
 
+    if args.text is None:
+        return bulk_cli.embed_images(args, _load)
+    texts = [*args.inputs, *args.text]
+    if not texts:
+        from cliprt.errors import InputError
+
+        raise InputError("--text needs at least one text")
     with open_output(args.output) as out:
         model = _load(args)
-        if args.text:
-            emb = model.encode_texts(
-                args.inputs, progress=not args.quiet and len(args.inputs) >= PROGRESS_FROM
-            )
-        else:
-            paths = collect_images(args.inputs)
-            emb = model.encode_images(
-                paths,
-                batch_size=args.batch_size,
-                progress=not args.quiet and len(paths) >= PROGRESS_FROM,
-            )
+        emb = model.encode_texts(texts, progress=not args.quiet and len(texts) >= PROGRESS_FROM)
         np.save(out, emb)
     where = "stdout" if args.output == "-" else args.output
     print(
@@ -269,48 +287,41 @@ def _search(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise InputError(f"-k must be at least 1, got {args.k}")
     index_path = Path(args.index) if args.index else None
-    paths_file = index_path.with_name(index_path.name + ".paths.json") if index_path else None
-    will_save = index_path is not None and args.images is not None
-    if will_save:
+    if index_path is not None and args.images is not None:
         # Refuse an unwritable --index before embedding every image.
-        for target in (index_path, paths_file):
-            problem = output_problem(str(target))
-            if problem is None:
-                problem = _writable_problem(target)
-            if problem:
-                raise InputError(f"--index: {str(target)!r} {problem}")
+        problem = output_problem(str(index_path)) or _writable_problem(index_path)
+        if problem:
+            raise InputError(f"--index: {str(index_path)!r} {problem}")
     model = _load(args)
     if index_path is not None and index_path.exists() and args.images is None:
         index = Index.load(index_path)
-        paths = _read_paths(paths_file, index_path, len(index))
+        names = _index_names(index, index_path)
     elif args.images is not None:
-        paths = collect_images(args.images)
+        paths = [str(p) for p in collect_images(args.images)]
         index = model.build_index(
             paths,
+            keys=paths,
             batch_size=args.batch_size,
             progress=not args.quiet and len(paths) >= PROGRESS_FROM,
         )
+        names = index.keys_of
         if index_path is not None:
-            assert paths_file is not None
             try:
-                index.save(index_path)
+                index.save(index_path)  # one atomic file: rows, paths and model fingerprint
             except OSError as exc:
                 raise InputError(
                     f"--index {str(index_path)!r} could not be written ({exc.strerror or exc})"
                 ) from None
-            with open_output(str(paths_file), what="--index") as f:
-                f.write(json.dumps([str(p) for p in paths]).encode("utf-8"))
             print(f"saved the index of {len(paths)} images to {index_path}", file=sys.stderr)
     else:
         raise InputError("search needs --images (to build an index) or an existing --index file")
-    scores, ids = model.search(index, texts=args.query, k=args.k)
+    scores, ids = model.search(
+        index, texts=args.query, k=args.k, allow_model_mismatch=args.allow_model_mismatch
+    )
     for query, srow, irow in zip(args.query, scores, ids, strict=True):
         print(f"{query}")
-        for rank, (score, i) in enumerate(zip(srow, irow, strict=True), 1):
-            if i < 0:
-                break
-            # An index built through the API may carry ids beyond its paths list.
-            name = paths[i] if i < len(paths) else f"id {i}"
+        hits = [int(i) for i in irow if i >= 0]
+        for rank, (score, name) in enumerate(zip(srow, names(hits), strict=False), 1):
             print(f"  {rank:2d}. {score:.4f}  {name}")
     return 0
 
@@ -378,3 +389,13 @@ def _read_paths(paths_file: Path | None, index_path: Path, rows: int) -> list[Pa
             "not belong together: rebuild with --images"
         )
     return [Path(p) for p in paths]
+
+
+def _index_names(index: Any, index_path: Path) -> Any:
+    """id -> name of a loaded index: its own keys, or for an index written before keys
+    existed, the legacy `<index>.paths.json` beside it (checked against the index)."""
+    if index.has_keys:
+        return index.keys_of
+    paths_file = index_path.with_name(index_path.name + ".paths.json")
+    paths = _read_paths(paths_file, index_path, len(index))
+    return lambda ids: [str(paths[i]) for i in ids]

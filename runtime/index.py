@@ -32,7 +32,7 @@ NaN (a NaN in the row) never appear.
 File format (little-endian), written atomically by :meth:`Index.save`::
 
     0   8s   magic b"CLIPRTIX"
-    8   u32  format version (1)
+    8   u32  format version (1; 2 when the metadata section follows)
     12  u32  dtype code (0 fp32, 1 fp16, 2 int8)
     16  u64  dim
     24  u64  count (rows)
@@ -43,6 +43,11 @@ File format (little-endian), written atomically by :meth:`Index.save`::
 Loading checks, before any row is used: the header (magic, version, dtype, dim up to
 ``MAX_DIM``), the exact file size, the sha256, then the values (ids >= 0, rows and int8
 scales finite): a damaged or crafted file is an IndexFileError, never a wrong hit.
+
+             Version 2 then holds a metadata section: each row's key (e.g. its image
+             path) and the fingerprint of the model that made the rows (see
+             :mod:`cliprt.runtime.index_meta`). An index without keys and fingerprint is
+             written as version 1, byte for byte as before; both versions load.
 """
 
 from __future__ import annotations
@@ -60,12 +65,15 @@ from typing import Any
 import numpy as np
 
 from cliprt.errors import IndexFileError, InputError, ProviderError
+from cliprt.runtime import index_meta
 from cliprt.runtime.atomic import atomic_write
+from cliprt.runtime.fingerprint import ModelFingerprint
 from cliprt.runtime.threads import check_threads
 
 __all__ = ["FORMAT_VERSION", "MAX_DIM", "MAX_PADDED_K", "Index", "available_isas"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_PLAIN_VERSION = 1  # no metadata section: what older cliprt versions read
 _MAGIC = b"CLIPRTIX"
 _HEADER = struct.Struct("<8sIIQQ32s")
 _HEADER_BYTES = 64
@@ -172,6 +180,9 @@ class Index:
         self._rows = np.empty((0, self._dim), dtype=_DTYPES[dtype])
         self._scales = np.empty(0, dtype=np.float32)
         self._ids = np.empty(0, dtype=np.int64)
+        self._keys: index_meta.KeyStore | None = None
+        self._fingerprint: ModelFingerprint | None = None
+        self._row_of: dict[int, int] | None = None  # id -> row, built on first keys_of
 
     @property
     def dim(self) -> int:
@@ -186,12 +197,69 @@ class Index:
     def __len__(self) -> int:
         return self._n
 
+    @property
+    def fingerprint(self) -> ModelFingerprint | None:
+        """The model that made the rows (saved with the index), or None if unknown."""
+        return self._fingerprint
+
+    @fingerprint.setter
+    def fingerprint(self, value: ModelFingerprint | None) -> None:
+        if value is not None and not isinstance(value, ModelFingerprint):
+            raise InputError(
+                f"fingerprint must be a ModelFingerprint or None, got {type(value).__name__}"
+            )
+        if value is not None and value.embed_dim != self._dim:
+            raise InputError(
+                f"fingerprint says dim {value.embed_dim} but the index has dim {self._dim}"
+            )
+        self._fingerprint = value
+
+    @property
+    def has_keys(self) -> bool:
+        """True when every row has a key (e.g. its image path), saved with the index."""
+        return self._keys is not None
+
+    def keys_of(self, ids: np.ndarray | Sequence[int]) -> list[str | None]:
+        """The keys of the rows with these ids (as search returns them); None for -1.
+
+        Raises:
+            InputError: the index has no keys, or an id it does not hold.
+        """
+        if self._keys is None:
+            raise InputError(
+                "this index has no keys (it was built without them); add vectors with "
+                "keys=... or build it with `cliprt index build`"
+            )
+        flat = np.asarray(ids, dtype=np.int64).reshape(-1).tolist()
+        if self._row_of is None:
+            stored = self._ids[: self._n]
+            positions = self._n == 0 or (
+                stored[0] == 0 and stored[-1] == self._n - 1 and bool(np.all(np.diff(stored) == 1))
+            )
+            self._row_of = {} if positions else {int(i): r for r, i in enumerate(stored.tolist())}
+        out: list[str | None] = []
+        for i in flat:
+            if i < 0:
+                out.append(None)
+                continue
+            row = self._row_of.get(i, i) if self._row_of else i
+            if not (0 <= row < self._n) or (self._row_of and i not in self._row_of):
+                raise InputError(f"id {i} is not in this index ({self._n} rows)")
+            out.append(self._keys[row])
+        return out
+
     def __repr__(self) -> str:
         return f"Index(dim={self._dim}, dtype={self._dtype!r}, rows={self._n})"
 
     # -- adding ------------------------------------------------------------------------
 
-    def add(self, vectors: np.ndarray, ids: np.ndarray | Sequence[int] | None = None) -> None:
+    def add(
+        self,
+        vectors: np.ndarray,
+        ids: np.ndarray | Sequence[int] | None = None,
+        *,
+        keys: Sequence[str] | None = None,
+    ) -> None:
         """Copies vectors into the index, converting them to its dtype.
 
         Args:
@@ -200,9 +268,12 @@ class Index:
                 fine). int8 quantizes each row with scale max|x|/127.
             ids: n non-negative int64 ids returned by search; default: the positions
                 ``len(index) .. len(index) + n - 1``.
+            keys: n strings naming the vectors (e.g. image paths), saved with the
+                index and returned by :meth:`keys_of`. An index has keys for every row
+                or for none.
 
         Raises:
-            InputError: wrong shape, dtype, strides, non-finite values or bad ids.
+            InputError: wrong shape, dtype, strides, non-finite values, bad ids or keys.
         """
         if not isinstance(vectors, np.ndarray):
             raise InputError(
@@ -240,6 +311,12 @@ class Index:
                         f"use an fp32 or int8 index, or normalise the vectors."
                     )
         new_ids = self._check_ids(ids, m)
+        new_keys = None if keys is None else index_meta.check_keys(keys, m)
+        if self._n and (new_keys is None) != (self._keys is None):
+            have = "has keys" if self._keys is not None else "has no keys"
+            raise InputError(
+                f"this index {have} for its {self._n} rows; add keys for all rows or for none"
+            )
         self._reserve(self._n + m)
         for start in range(0, m, _CHUNK_ROWS):
             chunk = vectors[start : start + _CHUNK_ROWS]
@@ -254,6 +331,11 @@ class Index:
             else:
                 self._rows[lo:hi] = chunk
         self._ids[self._n : self._n + m] = new_ids
+        if new_keys is not None:
+            if self._keys is None:
+                self._keys = index_meta.KeyStore()
+            self._keys.extend(new_keys)
+        self._row_of = None
         self._n += m
 
     def _check_ids(self, ids: np.ndarray | Sequence[int] | None, m: int) -> np.ndarray:
@@ -398,9 +480,22 @@ class Index:
             digest.update(buf)
             layout.append((pad, arr))
             offset = start + arr.nbytes
+        version = _PLAIN_VERSION
+        if self._keys is not None or self._fingerprint is not None:
+            version = FORMAT_VERSION
+            meta = index_meta.encode(self._fingerprint, self._keys, _align(offset), self._n)
+            first = True
+            for pad, arr in meta.parts:
+                pad += (_align(offset) - offset) if first else 0
+                first = False
+                if pad:
+                    digest.update(bytes(pad))
+                digest.update(memoryview(arr.reshape(-1).view(np.uint8)))
+                layout.append((pad, arr))
+                offset += pad + arr.nbytes
         header = _HEADER.pack(
             _MAGIC,
-            FORMAT_VERSION,
+            version,
             _DTYPE_CODES[self._dtype],
             self._dim,
             self._n,
@@ -432,7 +527,7 @@ class Index:
             raise InputError(f"path must be a str or os.PathLike, got {type(path).__name__}.")
         path = Path(path)
         size, head = _read_head(path)
-        dtype, dim, count, digest = _parse_header(path, head)
+        dtype, dim, count, digest, version = _parse_header(path, head)
         specs: list[tuple[np.dtype[Any], tuple[int, ...]]] = [(_DTYPES[dtype], (count, dim))]
         if dtype == "int8":
             specs.append((np.dtype(np.float32), (count,)))
@@ -444,6 +539,12 @@ class Index:
             start = _align(offset)
             offsets.append(start)
             offset = start + dt.itemsize * _product(shape)
+        if version >= 2 and size >= _align(offset):
+            with open(path, "rb") as f:
+                f.seek(_align(offset))
+                head = f.read(index_meta.HEAD_BYTES)
+            meta_at = _align(offset)
+            offset = meta_at + index_meta.section_size(head, meta_at, count, str(path))
         if size != offset:
             what = "truncated" if size < offset else "longer than its header says"
             raise IndexFileError(
@@ -467,6 +568,7 @@ class Index:
             nbytes = dt.itemsize * _product(shape)
             view = raw[start : start + nbytes].view(dt).reshape(shape)
             arrays.append(view if mmap else np.array(view))
+        meta = index_meta.decode(raw, meta_at, count, str(path)) if version >= 2 else (None, None)
         del raw
         _check_values(path, arrays, dtype)
         index = cls(dim, dtype)
@@ -475,6 +577,9 @@ class Index:
             index._scales = arrays[1]
         index._ids = arrays[-1]
         index._n = count
+        index._fingerprint, index._keys = meta
+        if not mmap and index._keys is not None:
+            index._keys.extend([])  # copies the keys out of the mapping
         return index
 
 
@@ -522,8 +627,8 @@ def _read_head(path: Path) -> tuple[int, bytes]:
     return st.st_size, head
 
 
-def _parse_header(path: Path, head: bytes) -> tuple[str, int, int, bytes]:
-    """(dtype, dim, count, sha256) from the 64-byte header, each checked.
+def _parse_header(path: Path, head: bytes) -> tuple[str, int, int, bytes, int]:
+    """(dtype, dim, count, sha256, format version) from the 64-byte header, each checked.
 
     Raises:
         IndexFileError: not an index file, a newer version or an invalid field.
@@ -547,7 +652,7 @@ def _parse_header(path: Path, head: bytes) -> tuple[str, int, int, bytes]:
             f"{path} has an invalid header (dtype code {code}, dim {dim}); the file "
             f"is damaged, rebuild or restore it."
         )
-    return names[code], dim, count, digest
+    return names[code], dim, count, digest, version
 
 
 def _check_values(path: Path, arrays: list[np.ndarray], dtype: str) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import onnxruntime as ort
@@ -26,6 +26,8 @@ from PIL import Image
 
 from cliprt.errors import InputError, ModelClosedError, ModelFolderError, ProviderError
 from cliprt.manifest import MANIFEST_NAME, TOWERS, Manifest, read_manifest
+from cliprt.runtime.failures import EncodeResult, ImageFailure, check_errors_mode
+from cliprt.runtime.fingerprint import ModelFingerprint, check_same_model, fingerprint_of
 from cliprt.runtime.heap import release_free_heap
 from cliprt.runtime.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
@@ -177,12 +179,21 @@ class ClipModel:
         self.logit_scale = float(manifest.logit_scale)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cliprt-decode")
         self._closed = False
+        self._fingerprint: ModelFingerprint | None = None
 
     def __repr__(self) -> str:
         return (
             f"ClipModel({str(self.folder)!r}, device={self.device!r}, precision={self.precision!r}, "
             f"embed_dim={self.embed_dim})"
         )
+
+    @property
+    def fingerprint(self) -> ModelFingerprint:
+        """Which model and precision make this model's embeddings (recorded in shards
+        and index files; search refuses an index of another model)."""
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint_of(self)
+        return self._fingerprint
 
     def close(self) -> None:
         """Stops the decoding threads (sessions are freed with the object). Encoding
@@ -211,13 +222,34 @@ class ClipModel:
         pre, opts = self.manifest.preprocessing, self.decode_options
         return np.stack([load_and_preprocess(item, i, pre, opts) for i, item in enumerate(items)])
 
+    @overload
+    def encode_images(
+        self,
+        images: Iterable[ImageInput] | ImageInput,
+        *,
+        batch_size: int = ...,
+        progress: bool = ...,
+        errors: Literal["raise"] = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def encode_images(
+        self,
+        images: Iterable[ImageInput] | ImageInput,
+        *,
+        batch_size: int = ...,
+        progress: bool = ...,
+        errors: Literal["skip"],
+    ) -> EncodeResult: ...
+
     def encode_images(
         self,
         images: Iterable[ImageInput] | ImageInput,
         *,
         batch_size: int = 32,
         progress: bool = False,
-    ) -> np.ndarray:
+        errors: str = "raise",
+    ) -> np.ndarray | EncodeResult:
         """L2-normalised image embeddings, float32 (n, D).
 
         Args:
@@ -225,56 +257,87 @@ class ClipModel:
                 arrays (RGB), or one of those alone.
             batch_size: images per tower call.
             progress: draw a progress line on stderr.
+            errors: "raise" (default): the first item that cannot be decoded raises and
+                the array (n, D) is returned. "skip": a bad item costs only itself; an
+                :class:`~cliprt.runtime.failures.EncodeResult` is returned with the good
+                embeddings, the input positions they belong to and one failure (index,
+                path, error class, message) per bad item.
 
         Raises:
-            InputError: an empty list, or an item that cannot be decoded (named by
-                index and path or type).
+            InputError: an empty list, a bad `errors` value, or (errors="raise") an item
+                that cannot be decoded (named by index and path or type).
             ModelClosedError: after close().
         """
         self._check_open()
+        skip = check_errors_mode(errors) == "skip"
         items = _image_list(images)
         batch_size = _check_batch_size(batch_size)
         n = len(items)
         out = np.empty((n, self.embed_dim), dtype=np.float32)
+        good = np.ones(n, dtype=bool)
+        failures: list[ImageFailure] = []
         bar = Progress(n, "images") if progress else None
         pre, opts = self.manifest.preprocessing, self.decode_options
-        if n == 1:
-            out[:] = self.vision.run(load_and_preprocess(items[0], 0, pre, opts)[None])
-            return _l2_normalize(out)
-        starts = list(range(0, n, batch_size))
 
-        def submit(start: int) -> list[Future[np.ndarray]]:
-            stop = min(start + batch_size, n)
+        def decode(i: int) -> np.ndarray | ImageFailure:
+            if not skip:
+                return load_and_preprocess(items[i], i, pre, opts)
             try:
-                return [
-                    self._pool.submit(load_and_preprocess, items[i], i, pre, opts)
-                    for i in range(start, stop)
-                ]
-            except RuntimeError as exc:  # "cannot schedule new futures after shutdown"
-                self._check_open()
-                raise ModelClosedError(f"the decoding threads are stopped ({exc})") from exc
+                return load_and_preprocess(items[i], i, pre, opts)
+            except Exception as exc:  # a bad item costs only itself (errors="skip")
+                return ImageFailure.from_exception(i, items[i], exc)
 
-        pending = submit(starts[0])
-        try:
-            for j, start in enumerate(starts):
-                # Decode the next batch in the pool while this one runs (PIL and
-                # onnxruntime both release the GIL).
-                following = submit(starts[j + 1]) if j + 1 < len(starts) else []
+        def run(start: int, decoded: list[np.ndarray | ImageFailure]) -> None:
+            rows = []
+            for i, x in enumerate(decoded, start):
+                if isinstance(x, ImageFailure):
+                    failures.append(x)
+                    good[i] = False
+                else:
+                    rows.append(i)
+            if len(rows) == len(decoded):
+                out[start : start + len(decoded)] = self.vision.run(np.stack(decoded))
+            elif rows:
+                out[rows] = self.vision.run(np.stack([decoded[i - start] for i in rows]))
+
+        if n == 1:
+            run(0, [decode(0)])
+        else:
+            starts = list(range(0, n, batch_size))
+
+            def submit(start: int) -> list[Future[np.ndarray | ImageFailure]]:
+                stop = min(start + batch_size, n)
                 try:
-                    pixels = np.stack([f.result() for f in pending])
-                finally:
-                    pending, current = following, pending
-                out[start : start + len(current)] = self.vision.run(pixels)
+                    return [self._pool.submit(decode, i) for i in range(start, stop)]
+                except RuntimeError as exc:  # "cannot schedule new futures after shutdown"
+                    self._check_open()
+                    raise ModelClosedError(f"the decoding threads are stopped ({exc})") from exc
+
+            pending = submit(starts[0])
+            try:
+                for j, start in enumerate(starts):
+                    # Decode the next batch in the pool while this one runs (PIL and
+                    # onnxruntime both release the GIL).
+                    following = submit(starts[j + 1]) if j + 1 < len(starts) else []
+                    try:
+                        decoded = [f.result() for f in pending]
+                    finally:
+                        pending, current = following, pending
+                    run(start, decoded)
+                    if bar:
+                        bar.update(len(current))
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+            finally:
                 if bar:
-                    bar.update(len(current))
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
-        finally:
-            if bar:
-                bar.close()
-        return _l2_normalize(out)
+                    bar.close()
+        if not skip:
+            return _l2_normalize(out)
+        indices = np.flatnonzero(good).astype(np.int64)
+        embeddings = _l2_normalize(out[indices]) if failures else _l2_normalize(out)
+        return EncodeResult(embeddings=embeddings, indices=indices, failures=failures)
 
     def encode_texts(
         self, texts: Sequence[str] | str, *, batch_size: int = 256, progress: bool = False
@@ -350,14 +413,17 @@ class ClipModel:
         images: Iterable[ImageInput] | ImageInput,
         *,
         ids: Sequence[int] | np.ndarray | None = None,
+        keys: Sequence[str] | None = None,
         dtype: str = "fp32",
         batch_size: int = 32,
         progress: bool = False,
     ) -> Index:
-        """An :class:`Index` of the images' embeddings (ids default to 0..n-1)."""
+        """An :class:`Index` of the images' embeddings (ids default to 0..n-1) that
+        records this model's fingerprint; `keys` (e.g. the paths) are saved with it."""
         emb = self.encode_images(images, batch_size=batch_size, progress=progress)
         index = Index(self.embed_dim, dtype)
-        index.add(emb, ids=None if ids is None else np.asarray(ids, dtype=np.int64))
+        index.add(emb, ids=None if ids is None else np.asarray(ids, dtype=np.int64), keys=keys)
+        index.fingerprint = self.fingerprint
         return index
 
     def search(
@@ -367,11 +433,19 @@ class ClipModel:
         texts: Sequence[str] | str | None = None,
         images: Iterable[ImageInput] | ImageInput | None = None,
         k: int = 5,
+        allow_model_mismatch: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Text->image (texts=) or image->image (images=) search of `index`.
 
+        Args:
+            allow_model_mismatch: search an index whose recorded fingerprint names
+                another model (normally a ModelMismatchError).
+
         Returns:
             (scores float32 (nq, k), ids int64 (nq, k)), best first; cosine scores.
+
+        Raises:
+            ModelMismatchError: the index was built by another model.
         """
         if (texts is None) == (images is None):
             raise InputError("search needs exactly one of texts= or images=")
@@ -380,6 +454,12 @@ class ClipModel:
                 f"the index holds {index.dim}-d vectors but this model makes {self.embed_dim}-d "
                 "embeddings; build the index with this model"
             )
+        check_same_model(
+            index.fingerprint,
+            self.fingerprint,
+            what="the index",
+            allow_mismatch=allow_model_mismatch,
+        )
         if texts is not None:
             q = self.encode_texts(texts)
         elif images is not None:

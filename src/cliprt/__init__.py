@@ -18,6 +18,7 @@ from cliprt.errors import (
     InputError,
     ModelClosedError,
     ModelFolderError,
+    ModelMismatchError,
     ParityError,
     ProviderError,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "InputError",
     "ModelClosedError",
     "ModelFolderError",
+    "ModelMismatchError",
     "ParityError",
     "ProviderError",
     "load",

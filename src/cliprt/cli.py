@@ -15,6 +15,7 @@ from cliprt.errors import CliprtError
 _COMMAND_MODULES: tuple[str, ...] = (
     "cliprt.export.cli",
     "cliprt.runtime.cli",
+    "cliprt.runtime.bulk_cli",
     "cliprt.demo",
     "cliprt.bench.cli",
 )

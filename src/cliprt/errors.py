@@ -37,3 +37,8 @@ class IndexFileError(CliprtError):
 
 class ModelClosedError(CliprtError, RuntimeError):
     """A ClipModel was used after close(); load the model again."""
+
+
+class ModelMismatchError(CliprtError):
+    """Embeddings of one model are used with another (e.g. an index searched by a model
+    other than the one that built it)."""

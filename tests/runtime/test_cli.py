@@ -110,7 +110,8 @@ def test_search_builds_saves_and_reuses_an_index(
     ]
     assert main([*args, "--images", str(image_dir), "--index", str(index)]) == 0
     first = capsys.readouterr().out
-    assert index.is_file() and (tmp_path / "imgs.cix.paths.json").is_file()
+    # One atomic file: the paths live inside the index, no .paths.json beside it.
+    assert index.is_file() and not (tmp_path / "imgs.cix.paths.json").exists()
     assert first.splitlines()[0] == "a red thing" and len(first.splitlines()) == 3
     assert main([*args, "--index", str(index)]) == 0
     assert capsys.readouterr().out == first
