@@ -539,7 +539,13 @@ class Index:
             start = _align(offset)
             offsets.append(start)
             offset = start + dt.itemsize * _product(shape)
-        if version >= 2 and size >= _align(offset):
+        meta_at: int | None = None
+        if version >= 2:
+            if size < _align(offset):
+                raise IndexFileError(
+                    f"{path} is truncated: format version {version} needs a metadata section "
+                    f"after byte {_align(offset)}, the file has {size} bytes; rebuild or restore it."
+                )
             with open(path, "rb") as f:
                 f.seek(_align(offset))
                 head = f.read(index_meta.HEAD_BYTES)
@@ -568,7 +574,11 @@ class Index:
             nbytes = dt.itemsize * _product(shape)
             view = raw[start : start + nbytes].view(dt).reshape(shape)
             arrays.append(view if mmap else np.array(view))
-        meta = index_meta.decode(raw, meta_at, count, str(path)) if version >= 2 else (None, None)
+        meta = (
+            index_meta.decode(raw, meta_at, count, str(path))
+            if meta_at is not None
+            else (None, None)
+        )
         del raw
         _check_values(path, arrays, dtype)
         index = cls(dim, dtype)

@@ -107,4 +107,4 @@ def test_legacy_index_with_paths_json_still_searches(tmp_path: Path, capsys) -> 
     assert sorted(names) == sorted(paths)
     (tmp_path / "old.cix.paths.json").write_text(json.dumps(paths[:2]))
     assert main(["search", "shapes", "--index", str(cix), "--query", "a", *FP32]) == 1
-    assert "does not match" in capsys.readouterr().err
+    assert "do not belong together" in capsys.readouterr().err
