@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
@@ -43,6 +43,9 @@ from cliprt.runtime.providers import (
 from cliprt.runtime.providers import session_options as make_session_options
 from cliprt.runtime.sessions import TowerSession, _set_config
 from cliprt.runtime.tokenizer import ClipTokenizer, check_texts
+
+if TYPE_CHECKING:
+    from cliprt.runtime.batching import Batcher
 
 logger = logging.getLogger("cliprt.runtime")
 
@@ -346,6 +349,33 @@ class ClipModel:
             )
         q = self.encode_texts(texts) if texts is not None else self.encode_images(images)
         return index.search(q, k)
+
+    def batched(
+        self,
+        *,
+        max_batch: int = 32,
+        max_wait_ms: float = 2.0,
+        max_queue: int = 1024,
+        timeout_ms: float | None = None,
+        **options: Any,
+    ) -> Batcher:
+        """A micro-batching front over this model for many concurrent small callers
+        (see :class:`cliprt.runtime.batching.Batcher` for every option).
+
+        Example:
+            >>> with model.batched(max_batch=32, max_wait_ms=2) as b:
+            ...     emb = b.embed_texts(["a red circle"])
+        """
+        from cliprt.runtime.batching import Batcher
+
+        return Batcher(
+            self,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            max_queue=max_queue,
+            timeout_ms=timeout_ms,
+            **options,
+        )
 
     def warmup(self, batch_sizes: Iterable[int] = (1,)) -> None:
         """Runs both towers once per batch size so that first calls are not slow

@@ -11,12 +11,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cliprt.errors import (
+    BatcherClosed,
     CliprtError,
+    DeadlineExceeded,
     ExportError,
     FormatVersionError,
     IndexFileError,
     InputError,
     ModelFolderError,
+    Overloaded,
     ParityError,
     ProviderError,
 )
@@ -24,25 +27,29 @@ from cliprt.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Batcher",
+    "BatcherClosed",
     "CliprtError",
+    "DeadlineExceeded",
     "ExportError",
     "FormatVersionError",
     "Index",
     "IndexFileError",
     "InputError",
     "ModelFolderError",
+    "Overloaded",
     "ParityError",
     "ProviderError",
     "load",
 ]
 
 if TYPE_CHECKING:
-    from cliprt.runtime import Index, load
+    from cliprt.runtime import Batcher, Index, load
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: `import cliprt` stays cheap (no onnxruntime) for the CLI's --help and tools.
-    if name in ("load", "Index"):
+    if name in ("load", "Index", "Batcher"):
         import cliprt.runtime
 
         return getattr(cliprt.runtime, name)
