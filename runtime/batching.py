@@ -41,6 +41,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import math
 import threading
 import time
@@ -351,6 +352,8 @@ class Batcher:
             deadline. Each call may give its own.
         decode_workers: threads decoding and preprocessing images (default: the
             model's own setting, min(4, CPUs)).
+        max_image_pixels: refuse larger images (InputError) even where the model's own
+            limit is higher (a server's per-request limit).
         on_batch: called from a lane's worker after each tower call with a
             :class:`BatchEvent` (metrics hooks); keep it quick.
 
@@ -367,6 +370,7 @@ class Batcher:
         max_queue: int = 1024,
         timeout_ms: float | None = None,
         decode_workers: int | None = None,
+        max_image_pixels: int | None = None,
         on_batch: Callable[[BatchEvent], None] | None = None,
     ) -> None:
         self.model = model
@@ -374,6 +378,12 @@ class Batcher:
         self.max_queue = _positive_int("max_queue", max_queue)
         self.max_wait_ms = float(_check_ms("max_wait_ms", max_wait_ms, allow_none=False) or 0.0)
         self.timeout_ms = _check_ms("timeout_ms", timeout_ms, allow_none=True)
+        self._decode = model.decode_options
+        if max_image_pixels is not None:
+            limit = min(
+                _positive_int("max_image_pixels", max_image_pixels), self._decode.max_image_pixels
+            )
+            self._decode = dataclasses.replace(self._decode, max_image_pixels=limit)
         workers = decode_workers or model._pool._max_workers
         self._decode_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=_positive_int("decode_workers", workers),
@@ -461,7 +471,7 @@ class Batcher:
         lane = self._lanes["image"]
         lane.admit(len(items), preparing=True)
         req = _Request(len(items), self.model.embed_dim, self._deadline(timeout_ms))
-        pre, opts = self.model.manifest.preprocessing, self.model.decode_options
+        pre, opts = self.model.manifest.preprocessing, self._decode
 
         def prepare(i: int, item: Any) -> None:
             if self._abort:

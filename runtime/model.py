@@ -49,7 +49,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("cliprt.runtime")
 
-__all__ = ["ClipModel", "load", "resolve_model", "shipped_folder", "shipped_models"]
+__all__ = [
+    "ClipModel",
+    "classify_embeddings",
+    "load",
+    "resolve_model",
+    "shipped_folder",
+    "shipped_models",
+]
 
 
 def shipped_folder(name: str) -> Path | None:
@@ -93,6 +100,17 @@ def _l2_normalize(x: np.ndarray) -> np.ndarray:
     # normalising here is idempotent should a future export do it in the graph.
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
+
+
+def classify_embeddings(
+    image_embeds: np.ndarray, label_embeds: np.ndarray, logit_scale: float
+) -> np.ndarray:
+    """CLIP's zero-shot probabilities from normalised embeddings: the softmax over labels
+    of logit_scale x cosine, in float64; float32 (n_images, n_labels)."""
+    logits = logit_scale * (image_embeds @ label_embeds.T).astype(np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _image_list(images: Any) -> list[Any]:
@@ -305,12 +323,8 @@ class ClipModel:
             InputError: no labels, a non-string or empty label, or a bad image.
         """
         labels = check_texts(labels, what="label")
-        logits = self.logit_scale * self.similarity(images, labels, batch_size=batch_size).astype(
-            np.float64
-        )
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+        img = self.encode_images(images, batch_size=batch_size)
+        return classify_embeddings(img, self.encode_texts(labels), self.logit_scale)
 
     def build_index(
         self,

@@ -17,6 +17,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "cliprt.runtime.cli",
     "cliprt.demo",
     "cliprt.bench.cli",
+    "cliprt.serve.cli",
 )
 
 
