@@ -15,9 +15,12 @@ request its own rows, L2-normalised per request exactly as a direct call does.
 
 When a batch is dispatched. As soon as the tower is free, except that while there is
 concurrency (the previous call held more than one item, more than one item is queued,
-or images are still being decoded) the worker waits for batch mates until the oldest
-queued item has waited ``max_wait_ms``. A lone caller therefore never waits (its
-latency is a direct call's), and under load the batches fill.
+or images are still being decoded) the worker waits for the batch mates it expects (as
+many as the previous call held, or as are being decoded; at most ``max_batch``), and
+never longer than until the oldest queued item has waited ``max_wait_ms``. A lone
+caller therefore never waits (its latency is a direct call's); N callers in a closed
+loop are taken together as soon as all N are back; an open-loop stream under load
+fills its batches within ``max_wait_ms``.
 
 Results do not depend on batch mates. For fp32 and fp16 a request's embedding is
 bit-identical to the direct ``encode_images`` / ``encode_texts`` call of the same
@@ -239,7 +242,12 @@ class _Lane:
             concurrent_load = self._last_size > 1 or len(self._ready) > 1 or self._preparing > 0
             if concurrent_load:
                 until = self._ready[0].queued_at + self.max_wait_s
-                while len(self._ready) < self.max_batch and not self._closing:
+                while not self._closing:
+                    # Expect as many as the last call held (closed-loop callers come
+                    # back), or those still decoding; never more than max_batch.
+                    expected = max(self._last_size, len(self._ready) + self._preparing)
+                    if len(self._ready) >= min(self.max_batch, expected):
+                        break
                     left = until - time.monotonic()
                     if left <= 0:
                         break

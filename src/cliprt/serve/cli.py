@@ -47,6 +47,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--precision", default="auto", help="fp32 | fp16 | int8 | auto (default)")
     p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per tower")
+    p.add_argument(
+        "--no-spinning",
+        action="store_true",
+        help="idle onnxruntime threads sleep instead of spinning (a shared machine)",
+    )
     p.add_argument("--max-batch", type=int, default=32, help="rows per tower call (32)")
     p.add_argument(
         "--max-wait-ms", type=float, default=2.0, help="wait for batch mates under load (2 ms)"
@@ -132,6 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
         precision=args.precision,
         device=args.device,
         threads=args.threads,
+        spinning=not args.no_spinning,
         max_image_pixels=args.max_image_pixels,
         warmup_batches=sorted({1, args.max_batch}),
     )
@@ -143,11 +149,12 @@ def _serve(args: argparse.Namespace) -> int:
         )
     app = create_app(model, limits=limits, batching=batching, search_index=search_index)
     logger.info(
-        "cliprt serve %s: device=%s precision=%s threads=%s providers=%s",
+        "cliprt serve %s: device=%s precision=%s threads=%s spinning=%s providers=%s",
         model.folder,
         model.device,
         model.precision,
         args.threads or default_threads(),
+        not args.no_spinning,
         model.providers,
     )
     logger.info(
