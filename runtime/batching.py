@@ -57,6 +57,7 @@ import numpy as np
 from cliprt.errors import BatcherClosed, DeadlineExceeded, InputError, Overloaded
 from cliprt.runtime.images import ImageInput, load_and_preprocess
 from cliprt.runtime.model import ClipModel, _image_list, _l2_normalize
+from cliprt.runtime.providers import default_threads
 from cliprt.runtime.tokenizer import check_texts
 
 __all__ = ["BatchEvent", "Batcher", "LaneStats"]
@@ -359,7 +360,7 @@ class Batcher:
         timeout_ms: default deadline of a request, from its submission (ms); None: no
             deadline. Each call may give its own.
         decode_workers: threads decoding and preprocessing images (default: the
-            model's own setting, min(4, CPUs)).
+            min(4, CPUs), as the model's own pool).
         max_image_pixels: refuse larger images (InputError) even where the model's own
             limit is higher (a server's per-request limit).
         on_batch: called from a lane's worker after each tower call with a
@@ -392,7 +393,7 @@ class Batcher:
                 _positive_int("max_image_pixels", max_image_pixels), self._decode.max_image_pixels
             )
             self._decode = dataclasses.replace(self._decode, max_image_pixels=limit)
-        workers = decode_workers or model._pool._max_workers
+        workers = decode_workers or min(4, default_threads())
         self._decode_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=_positive_int("decode_workers", workers),
             thread_name_prefix="cliprt-batch-decode",
