@@ -35,7 +35,10 @@ def _group(result: dict[str, Any], precision: str, modality: str) -> list[str]:
         c = ceil["ceiling"]
         lines += [
             f"Ceiling (one batched call over the same {c['items']} items, batch "
-            f"{result['config']['max_batch']}): **{ceil['throughput_per_s']:.1f} /s**.",
+            f"{result['config']['max_batch']}): **{ceil['throughput_per_s']:.1f} /s**, "
+            f"{_f(ceil.get('cpu_ms_per_request'))} CPU ms per item. CPU ms/req is the bench "
+            "process's CPU time (all threads) per request: the cost of a request whatever "
+            "share of the shared machine the cell got.",
             "",
         ]
     closed = [r for r in rows if r["loop"] == "closed"]
@@ -46,12 +49,12 @@ def _group(result: dict[str, Any], precision: str, modality: str) -> list[str]:
         table.append(
             [r["target"], str(r["concurrency"]), r["mode"], _f(r["throughput_per_s"]),
              _f(r["throughput_per_s"] / ceil["throughput_per_s"], 2) if ceil else "-",
-             _f(r["p50_ms"], 2), _f(r["p90_ms"], 2), _f(r["p99_ms"], 2), _f(r.get("mean_batch")),
-             _sizes(r.get("batch_sizes")), str(errs)]
+             _f(r["p50_ms"], 2), _f(r["p90_ms"], 2), _f(r["p99_ms"], 2), _f(r.get("cpu_ms_per_request")),
+             _f(r.get("mean_batch")), _sizes(r.get("batch_sizes")), str(errs)]
         )  # fmt: skip
     lines += _table(
         ["target", "callers", "mode", "req/s", "x ceiling", "p50 ms", "p90 ms", "p99 ms",
-         "mean batch", "batch sizes (size:calls)", "errors"],
+         "CPU ms/req", "mean batch", "batch sizes (size:calls)", "errors"],
         table,
     )  # fmt: skip
     opened = [r for r in rows if r["loop"] == "open"]
@@ -81,13 +84,16 @@ def _checks(result: dict[str, Any]) -> list[str]:
              _f(c.get("c32_p50_unbatched_over_batched"), 2),
              f"{_f(c.get('c32_p99_batched_ms'))} / {_f(c.get('c32_p99_unbatched_ms'))} / {_f(c.get('c32_p99_direct_ms'))}",
              _f(c.get("c32_throughput_batched_over_direct"), 2),
+             f"{_f(c.get('c32_cpu_batched_ms_per_request'))} / {_f(c.get('cpu_ceiling_ms_per_item'))} / "
+             f"{_f(c.get('c32_cpu_unbatched_over_batched'), 2)}",
              _f(c.get("c1_p50_batched_over_direct"), 2),
              _f(c.get("c1_http_overhead_ms"), 2)]
         )  # fmt: skip
     lines += _table(
         ["", "32 callers: batched / ceiling (goal >= 0.90)", "batched / unbatched req/s",
          "unbatched p50 / batched p50 (goal: >= the req/s factor)", "p99 ms batched / unbatched / direct",
-         "batched / direct req/s", "1 caller: batched p50 / direct p50 (goal <= 1.10)",
+         "batched / direct req/s", "CPU ms/req at 32 callers: batched / ceiling / unbatched-over-batched",
+         "1 caller: batched p50 / direct p50 (goal <= 1.10)",
          "HTTP overhead at 1 caller, ms (goal <= 1)"],
         rows,
     )  # fmt: skip
