@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -265,6 +266,16 @@ def run(cfg: ServeBenchConfig) -> dict[str, Any]:
     }
 
 
+def _process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` (all its threads), from /proc; None
+    where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _uptime() -> str | None:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
@@ -332,14 +343,21 @@ def _measure(
         for mode in _rotate(("batched", "unbatched"), li):
             s = servers[mode]
             before = scrape_batch_sizes(s.url)
+            cpu0, server0 = time.process_time(), _process_cpu_s(s.proc.pid)
             res = closed_loop(
                 lambda s=s: http_caller(s.url, bodies), concurrency=c, requests=requests, warmup=c
             )
+            client_ms = (time.process_time() - cpu0) * 1000 / (requests + c)
+            server1 = _process_cpu_s(s.proc.pid)
+            server_ms = None
+            if server0 is not None and server1 is not None:
+                server_ms = (server1 - server0) * 1000 / (requests + c)
             after = scrape_batch_sizes(s.url)
             count = after[1] - before[1]
             rows.append(
                 _row(cfg, precision, modality, target="http", loop="closed", mode=mode, concurrency=c,
-                     result=res, mean_batch=(after[0] - before[0]) / count if count else None)
+                     result=res, mean_batch=(after[0] - before[0]) / count if count else None,
+                     cpu_ms_per_request=server_ms, client_cpu_ms_per_request=client_ms)
             )  # fmt: skip
             _log(
                 f"{precision} {modality} http       c={c:3d} {mode:9s}: {res.throughput_per_s:7.1f}/s p50 {res.p50_ms:8.2f} ms p99 {res.p99_ms:8.2f} ms"
@@ -428,6 +446,11 @@ def checks(rows: list[dict[str, Any]], cfg: ServeBenchConfig) -> list[dict[str, 
             h1 = _find(rows, **key, target="http", loop="closed", mode="batched", concurrency=1)
             if h1 and b1:
                 c["c1_http_overhead_ms"] = h1["p50_ms"] - b1["p50_ms"]
+                if h1.get("cpu_ms_per_request") is not None and b1.get("cpu_ms_per_request"):
+                    # The server's CPU per request over HTTP minus the in-process cost.
+                    c["c1_http_server_cpu_overhead_ms"] = (
+                        h1["cpu_ms_per_request"] - b1["cpu_ms_per_request"]
+                    )
             out.append(c)
     return out
 

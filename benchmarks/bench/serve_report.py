@@ -37,7 +37,8 @@ def _group(result: dict[str, Any], precision: str, modality: str) -> list[str]:
             f"Ceiling (one batched call over the same {c['items']} items, batch "
             f"{result['config']['max_batch']}): **{ceil['throughput_per_s']:.1f} /s**, "
             f"{_f(ceil.get('cpu_ms_per_request'))} CPU ms per item. CPU ms/req is the bench "
-            "process's CPU time (all threads) per request: the cost of a request whatever "
+            "process's CPU time (all threads) per request (HTTP rows: the server process's): "
+            "the cost of a request whatever "
             "share of the shared machine the cell got.",
             "",
         ]
@@ -87,14 +88,14 @@ def _checks(result: dict[str, Any]) -> list[str]:
              f"{_f(c.get('c32_cpu_batched_ms_per_request'))} / {_f(c.get('cpu_ceiling_ms_per_item'))} / "
              f"{_f(c.get('c32_cpu_unbatched_over_batched'), 2)}",
              _f(c.get("c1_p50_batched_over_direct"), 2),
-             _f(c.get("c1_http_overhead_ms"), 2)]
+             f"{_f(c.get('c1_http_overhead_ms'), 2)} (server CPU {_f(c.get('c1_http_server_cpu_overhead_ms'), 2)})"]
         )  # fmt: skip
     lines += _table(
         ["", "32 callers: batched / ceiling (goal >= 0.90)", "batched / unbatched req/s",
          "unbatched p50 / batched p50 (goal: >= the req/s factor)", "p99 ms batched / unbatched / direct",
          "batched / direct req/s", "CPU ms/req at 32 callers: batched / ceiling / unbatched-over-batched",
          "1 caller: batched p50 / direct p50 (goal <= 1.10)",
-         "HTTP overhead at 1 caller, ms (goal <= 1)"],
+         "HTTP overhead at 1 caller: p50 ms (server CPU ms) (goal <= 1)"],
         rows,
     )  # fmt: skip
     return [*lines, ""]
