@@ -303,6 +303,12 @@ class _Lane:
         if self._on_batch is not None:
             self._on_batch(BatchEvent(self.name, len(live), elapsed, started - live[0].queued_at))
 
+    def refuse(self) -> None:
+        """From now on admit() raises BatcherClosed; queued work goes on."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+
     def close(self, *, drain: bool, timeout: float | None) -> None:
         with self._cond:
             self._closing = True
@@ -646,8 +652,7 @@ class Batcher:
         with self._close_lock:
             self._closed = True
             for lane in self._lanes.values():
-                with lane._cond:
-                    lane._closing = True  # no new admissions while the pool finishes
+                lane.refuse()  # no new admissions while the pool finishes
             # Pending decodes finish and queue (drain) or fail their requests (abort); none
             # is cancelled outright, which would leave its lane waiting for it.
             self._abort = not drain
