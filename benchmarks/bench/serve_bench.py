@@ -13,6 +13,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -98,7 +99,7 @@ class _Server:
             [sys.executable, "-m", "cliprt.cli", "serve", cfg.model, "--device", "cpu",
              "--precision", precision, "--threads", str(cfg.threads), "--no-spinning",
              "--max-batch", str(max_batch), "--max-wait-ms", str(cfg.max_wait_ms if max_batch > 1 else 0),
-             "--max-queue", "4096", "--port", str(self.port)],
+             "--max-queue", "4096", "--timeout-ms", "3600000", "--port", str(self.port)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -254,6 +255,7 @@ def run(cfg: ServeBenchConfig) -> dict[str, Any]:
             for mode, s in servers.items():
                 server_exit[f"{precision}/{mode}"] = s.stop()
             model.close()
+    shutil.rmtree(tmp, ignore_errors=True)
     env["load_average_end"] = load_average()
     env["uptime_end"] = _uptime()
     return {
@@ -334,9 +336,7 @@ def _measure(
                      concurrency=c, result=res, batch_sizes=sizes, mean_batch=_mean_batch(sizes),
                      cpu_ms_per_request=cpu_ms)
             )  # fmt: skip
-            _log(
-                f"{precision} {modality} in-process c={c:3d} {mode:9s}: {res.throughput_per_s:7.1f}/s p50 {res.p50_ms:8.2f} ms p99 {res.p99_ms:8.2f} ms"
-            )
+            _log(f"{precision} {modality} in-process c={c:3d} {mode:9s}: {_brief(res)}")
 
     for li, c in enumerate(cfg.http_concurrency):
         requests = max(cfg.min_requests, cfg.requests_per_caller * c)
@@ -359,9 +359,7 @@ def _measure(
                      result=res, mean_batch=(after[0] - before[0]) / count if count else None,
                      cpu_ms_per_request=server_ms, client_cpu_ms_per_request=client_ms)
             )  # fmt: skip
-            _log(
-                f"{precision} {modality} http       c={c:3d} {mode:9s}: {res.throughput_per_s:7.1f}/s p50 {res.p50_ms:8.2f} ms p99 {res.p99_ms:8.2f} ms"
-            )
+            _log(f"{precision} {modality} http       c={c:3d} {mode:9s}: {_brief(res)}")
 
     for li, frac in enumerate(cfg.rates):
         rate = frac * ceiling["throughput_per_s"]
@@ -386,15 +384,25 @@ def _measure(
                      mean_batch=_mean_batch(sizes))
             )  # fmt: skip
             _log(
-                f"{precision} {modality} open {frac:.2f}x ceiling ({rate:6.1f}/s) {mode:9s}: {res.throughput_per_s:7.1f}/s p50 {res.p50_ms:8.2f} ms p99 {res.p99_ms:8.2f} ms"
+                f"{precision} {modality} open {frac:.2f}x ceiling ({rate:6.1f}/s) {mode:9s}: {_brief(res)}"
             )
     return rows
+
+
+def _brief(res: LoadResult) -> str:
+    if res.p50_ms is None or res.p99_ms is None:
+        return f"all {res.requests} requests failed: {res.errors}"
+    errors = f", errors {res.errors}" if res.errors else ""
+    return (
+        f"{res.throughput_per_s:7.1f}/s p50 {res.p50_ms:8.2f} ms p99 {res.p99_ms:8.2f} ms{errors}"
+    )
 
 
 def _find(rows: list[dict[str, Any]], **kw: Any) -> dict[str, Any] | None:
     for r in rows:
         if all(r.get(k) == v for k, v in kw.items()):
-            return r
+            # A cell whose every request failed has no latency to compare.
+            return r if r["loop"] == "ceiling" or r.get("p50_ms") is not None else None
     return None
 
 
