@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import onnxruntime as ort
@@ -52,9 +52,19 @@ from cliprt.runtime.threads import check_threads
 from cliprt.runtime.tokenizer import ClipTokenizer, check_texts
 from cliprt.verified_files import checked_path
 
+if TYPE_CHECKING:
+    from cliprt.runtime.batching import Batcher
+
 logger = logging.getLogger("cliprt.runtime")
 
-__all__ = ["ClipModel", "load", "resolve_model", "shipped_folder", "shipped_models"]
+__all__ = [
+    "ClipModel",
+    "classify_embeddings",
+    "load",
+    "resolve_model",
+    "shipped_folder",
+    "shipped_models",
+]
 
 
 def shipped_folder(name: str) -> Path | None:
@@ -104,6 +114,17 @@ def _l2_normalize(x: np.ndarray) -> np.ndarray:
     # normalising here is idempotent should a future export do it in the graph.
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
+
+
+def classify_embeddings(
+    image_embeds: np.ndarray, label_embeds: np.ndarray, logit_scale: float
+) -> np.ndarray:
+    """CLIP's zero-shot probabilities from normalised embeddings: the softmax over labels
+    of logit_scale x cosine, in float64; float32 (n_images, n_labels)."""
+    logits = logit_scale * (image_embeds @ label_embeds.T).astype(np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _image_list(images: Any) -> list[Any]:
@@ -401,12 +422,8 @@ class ClipModel:
             InputError: no labels, a non-string or empty label, or a bad image.
         """
         labels = check_texts(labels, what="label")
-        logits = self.logit_scale * self.similarity(images, labels, batch_size=batch_size).astype(
-            np.float64
-        )
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+        img = self.encode_images(images, batch_size=batch_size)
+        return classify_embeddings(img, self.encode_texts(labels), self.logit_scale)
 
     def build_index(
         self,
@@ -465,6 +482,33 @@ class ClipModel:
         elif images is not None:
             q = self.encode_images(images)
         return index.search(q, k)
+
+    def batched(
+        self,
+        *,
+        max_batch: int = 32,
+        max_wait_ms: float = 2.0,
+        max_queue: int = 1024,
+        timeout_ms: float | None = None,
+        **options: Any,
+    ) -> Batcher:
+        """A micro-batching front over this model for many concurrent small callers
+        (see :class:`cliprt.runtime.batching.Batcher` for every option).
+
+        Example:
+            >>> with model.batched(max_batch=32, max_wait_ms=2) as b:
+            ...     emb = b.embed_texts(["a red circle"])
+        """
+        from cliprt.runtime.batching import Batcher
+
+        return Batcher(
+            self,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            max_queue=max_queue,
+            timeout_ms=timeout_ms,
+            **options,
+        )
 
     def warmup(self, batch_sizes: Iterable[int] = (1,)) -> None:
         """Runs both towers once per batch size so that first calls are not slow

@@ -30,7 +30,8 @@ _EPILOG = """examples:
   cliprt bench random:ViT-B-32 --precision fp32,int8 --batch 1,8 --threads 2 --out results/
   cliprt bench models/vitb32 --reference checkpoints/clip-vit-base-patch32
   cliprt bench models/vitb32 --no-reference --towers text
-  cliprt bench topk --help"""
+  cliprt bench topk --help
+  cliprt bench serve --help"""
 
 
 def _csv(kind: type, name: str):
@@ -206,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "topk":
         return _topk(argv[1:])
+    if argv and argv[0] == "serve":
+        from cliprt.bench import serve_bench
+
+        return serve_bench.main(argv[1:])
     ns = bench_parser().parse_args(argv)
     if ns.out is not None:
         _check_out(ns.out)

@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cliprt.errors import (
+    BatcherClosed,
     CliprtError,
+    DeadlineExceeded,
     ExportError,
     FormatVersionError,
     IndexFileError,
@@ -19,12 +21,16 @@ from cliprt.errors import (
     ModelClosedError,
     ModelFolderError,
     ModelMismatchError,
+    Overloaded,
     ParityError,
     ProviderError,
 )
 
 __all__ = [
+    "Batcher",
+    "BatcherClosed",
     "CliprtError",
+    "DeadlineExceeded",
     "ExportError",
     "FormatVersionError",
     "Index",
@@ -33,13 +39,14 @@ __all__ = [
     "ModelClosedError",
     "ModelFolderError",
     "ModelMismatchError",
+    "Overloaded",
     "ParityError",
     "ProviderError",
     "load",
 ]
 
 if TYPE_CHECKING:
-    from cliprt.runtime import Index, load
+    from cliprt.runtime import Batcher, Index, load
 
     __version__: str  # pyproject.toml's, read at run time (cliprt._version)
 
@@ -50,7 +57,7 @@ def __getattr__(name: str) -> Any:
         from cliprt._version import version
 
         return version()
-    if name in ("load", "Index"):
+    if name in ("load", "Index", "Batcher"):
         import cliprt.runtime
 
         return getattr(cliprt.runtime, name)

@@ -18,6 +18,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "cliprt.runtime.bulk_cli",
     "cliprt.demo",
     "cliprt.bench.cli",
+    "cliprt.serve.cli",
 )
 
 

@@ -42,3 +42,26 @@ class ModelClosedError(CliprtError, RuntimeError):
 class ModelMismatchError(CliprtError):
     """Embeddings of one model are used with another (e.g. an index searched by a model
     other than the one that built it)."""
+class Overloaded(CliprtError):
+    """A batching queue is full: the request was refused at once, not queued.
+
+    Attributes:
+        queued: items waiting in the refusing lane when the request came.
+        max_queue: that lane's capacity (items).
+        retry_after_s: a hint (seconds) for when to try again.
+    """
+
+    def __init__(self, message: str, *, queued: int, max_queue: int, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.queued = queued
+        self.max_queue = max_queue
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceeded(CliprtError, TimeoutError):
+    """A request's deadline passed before its result was ready; it was dropped before
+    being computed when that was still possible."""
+
+
+class BatcherClosed(CliprtError):
+    """A request came to a batcher that is closing or closed."""

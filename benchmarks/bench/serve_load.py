@@ -1,0 +1,202 @@
+"""Load generation for `cliprt bench serve`: closed loop (N callers, each waiting for its
+answer before the next request) and open loop (requests at a target rate, Poisson
+arrivals, whatever the answers do), against anything that answers one request.
+
+A target is a factory of per-caller functions ``call(i)`` that serve request i and
+return when it is answered (raising on an error), plus, for the open loop, a
+``submit(i, done)`` that returns at once and calls ``done(error_or_None)`` later.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Call = Callable[[int], None]
+
+
+@dataclass
+class LoadResult:
+    """What one load run measured.
+
+    Attributes:
+        requests: requests timed (warm-up excluded).
+        errors: of those, how many failed, by error name.
+        throughput_per_s: answered requests per second over the timed span.
+        p50_ms, p90_ms, p99_ms: latency percentiles of answered requests (ms).
+        mean_ms: mean latency (ms).
+        wall_s: the timed span (s).
+    """
+
+    requests: int
+    errors: dict[str, int]
+    throughput_per_s: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    mean_ms: float | None
+    wall_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _summary(spans: list[tuple[float, float]], errors: dict[str, int], n: int) -> LoadResult:
+    if not spans:
+        return LoadResult(n, errors, 0.0, None, None, None, None, 0.0)
+    starts = [a for a, _ in spans]
+    ends = [b for _, b in spans]
+    lat = np.array([b - a for a, b in spans]) * 1000
+    wall = max(ends) - min(starts)
+    p50, p90, p99 = (float(x) for x in np.percentile(lat, [50, 90, 99]))
+    return LoadResult(
+        requests=n,
+        errors=errors,
+        throughput_per_s=len(spans) / wall if wall > 0 else 0.0,
+        p50_ms=p50,
+        p90_ms=p90,
+        p99_ms=p99,
+        mean_ms=float(lat.mean()),
+        wall_s=wall,
+    )
+
+
+def closed_loop(
+    make_call: Callable[[], Call], *, concurrency: int, requests: int, warmup: int
+) -> LoadResult:
+    """`concurrency` threads, each with its own `make_call()` (its connection), serve
+    requests 0..warmup+requests-1 between them; the first `warmup` are not timed."""
+    counter = itertools.count()
+    lock = threading.Lock()
+    spans: list[tuple[float, float]] = []
+    errors: dict[str, int] = {}
+    total = warmup + requests
+    ready = threading.Barrier(concurrency + 1)
+
+    def caller() -> None:
+        call = make_call()
+        ready.wait()
+        while True:
+            k = next(counter)
+            if k >= total:
+                return
+            t0 = time.perf_counter()
+            try:
+                call(k)
+            except Exception as exc:  # counted, never fatal: overload is a result too
+                if k >= warmup:
+                    with lock:
+                        errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                continue
+            t1 = time.perf_counter()
+            if k >= warmup:
+                with lock:
+                    spans.append((t0, t1))
+
+    threads = [
+        threading.Thread(target=caller, name=f"load-{i}", daemon=True) for i in range(concurrency)
+    ]
+    for t in threads:
+        t.start()
+    ready.wait()
+    for t in threads:
+        t.join()
+    return _summary(spans, errors, requests)
+
+
+def open_loop(
+    submit: Callable[[int, Callable[[BaseException | None], None]], None],
+    *,
+    rate_per_s: float,
+    requests: int,
+    seed: int = 0,
+) -> LoadResult:
+    """Submits `requests` requests at Poisson arrivals of mean rate `rate_per_s` from one
+    thread, without waiting for answers; latency runs from the scheduled arrival (so a
+    slow submit counts against the server, as it would for a real client)."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(1 / rate_per_s, size=requests)
+    lock = threading.Lock()
+    spans: list[tuple[float, float]] = []
+    errors: dict[str, int] = {}
+    finished = threading.Semaphore(0)
+    start = time.perf_counter() + 0.01
+    arrivals = start + np.cumsum(gaps) - gaps[0]
+
+    def done_for(t0: float) -> Callable[[BaseException | None], None]:
+        def done(error: BaseException | None) -> None:
+            t1 = time.perf_counter()
+            with lock:
+                if error is None:
+                    spans.append((t0, t1))
+                else:
+                    errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
+            finished.release()
+
+        return done
+
+    for k, at in enumerate(arrivals):
+        delay = at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        try:
+            submit(k, done_for(float(at)))
+        except Exception as exc:  # refused at once (Overloaded)
+            done_for(float(at))(exc)
+    for _ in range(requests):
+        finished.acquire()
+    result = _summary(spans, errors, requests)
+    result.extra["offered_per_s"] = rate_per_s
+    return result
+
+
+def http_caller(url: str, bodies: Sequence[bytes], path: str = "/v1/embeddings") -> Call:
+    """A per-thread caller over one keep-alive connection (http.client, the lightest
+    client at hand) that posts bodies[i % len] and decodes the base64 embedding."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=300)
+    headers = {"Content-Type": "application/json"}
+
+    def call(i: int) -> None:
+        conn.request("POST", path, body=bodies[i % len(bodies)], headers=headers)
+        resp = conn.getresponse()
+        payload = resp.read()
+        if resp.status != 200:
+            raise HttpStatusError(resp.status, payload)
+        for item in json.loads(payload)["data"]:
+            np.frombuffer(base64.b64decode(item["embedding"]), "<f4")
+
+    return call
+
+
+class HttpStatusError(Exception):
+    """A load-test request answered with a non-200 status."""
+
+    def __init__(self, status: int, payload: bytes) -> None:
+        super().__init__(f"HTTP {status}: {payload[:200]!r}")
+        self.status = status
+
+
+def scrape_batch_sizes(url: str) -> tuple[float, float]:
+    """(sum, count) of the server's cliprt_batch_size histogram, both lanes."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith("cliprt_batch_size_sum"):
+            total += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("cliprt_batch_size_count"):
+            count += float(line.rsplit(" ", 1)[1])
+    return total, count

@@ -1,0 +1,74 @@
+"""`cliprt bench serve` end to end on the shipped shapes model, as the user runs it: the
+in-process batcher and two real `cliprt serve` subprocesses under closed and open loop;
+every figure lands in serve.json, serve.md and serve.png."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("uvicorn", reason="needs the serve extra (uvicorn)")
+pytest.importorskip("matplotlib", reason="needs the bench extra (matplotlib)")
+
+
+def _bench(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cliprt.cli", "bench", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_closed_and_open_loop_in_process_and_over_http(tmp_path: Path) -> None:
+    proc = _bench(
+        ["shapes", "--precision", "fp32", "--concurrency", "1,4", "--http-concurrency", "1,4",
+         "--rates", "0.05", "--min-requests", "8", "--items", "8", "--threads", "1",
+         "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "serve.json").read_text())
+    rows = result["rows"]
+    for modality in ("image", "text"):
+        mine = [r for r in rows if r["modality"] == modality]
+        assert {r["loop"] for r in mine} == {"ceiling", "closed", "open"}
+        closed = {(r["target"], r["mode"], r["concurrency"]) for r in mine if r["loop"] == "closed"}
+        assert closed == {
+            *(("in-process", m, c) for m in ("batched", "unbatched", "direct") for c in (1, 4)),
+            *(("http", m, c) for m in ("batched", "unbatched") for c in (1, 4)),
+        }
+        for r in mine:
+            if r["loop"] != "ceiling":
+                assert r["requests"] >= 8 and not r["errors"], r
+                assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"], r
+            assert r["throughput_per_s"] > 0
+            if r["loop"] in ("closed", "ceiling"):
+                # Process CPU time per request; /proc counts the server's in 10 ms ticks.
+                assert r["cpu_ms_per_request"] > 0 or r["target"] == "http", r
+                assert r["cpu_ms_per_request"] >= 0, r
+        unbatched = [r for r in mine if r["mode"] == "unbatched" and r["target"] == "in-process"]
+        assert all(set(r["batch_sizes"]) == {"1"} for r in unbatched), unbatched
+    assert set(result["server_exit_codes"].values()) == {0}
+    assert {c["modality"] for c in result["checks"]} == {"image", "text"}
+    assert all("c1_http_overhead_ms" in c for c in result["checks"])
+    md = (tmp_path / "serve.md").read_text()
+    assert "## The targets, as measured" in md and "### fp32 texts" in md
+    assert "uptime at start" in md
+    assert (tmp_path / "serve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["shapes", "--concurrency", "0"],
+        ["shapes", "--rates", "x"],
+        ["shapes", "--modality", "audio"],
+    ],
+)
+def test_bad_arguments_are_refused(args: list[str]) -> None:
+    proc = _bench(args)
+    assert proc.returncode == 2 and "error:" in proc.stderr
