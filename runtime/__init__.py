@@ -5,20 +5,18 @@ model = load("shapes", device="cpu")
 emb = model.encode_images(["cat.jpg"])          # float32 (1, D), L2-normalised
 """
 
-from cliprt.runtime.failures import EncodeResult, ImageFailure
 from cliprt.runtime.batching import Batcher
+from cliprt.runtime.failures import EncodeResult, ImageFailure
 from cliprt.runtime.index import Index, available_isas
 from cliprt.runtime.model import ClipModel, load, shipped_models
 from cliprt.runtime.providers import CudaOptions
 
 __all__ = [
+    "Batcher",
     "ClipModel",
     "CudaOptions",
     "EncodeResult",
     "ImageFailure",
-    "Batcher",
-    "ClipModel",
-    "CudaOptions",
     "Index",
     "available_isas",
     "load",

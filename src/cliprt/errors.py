@@ -42,6 +42,8 @@ class ModelClosedError(CliprtError, RuntimeError):
 class ModelMismatchError(CliprtError):
     """Embeddings of one model are used with another (e.g. an index searched by a model
     other than the one that built it)."""
+
+
 class Overloaded(CliprtError):
     """A batching queue is full: the request was refused at once, not queued.
 
