@@ -113,7 +113,9 @@ def _cli(command: str, case: Case, out_dir: Path, i: int) -> tuple[str, str]:
     """Runs `cliprt COMMAND` on one case; returns (outcome, detail)."""
     args = [sys.executable, "-m", "cliprt.cli", command, "shapes", str(case.path)]
     if command == "embed":
-        args += ["-o", str(out_dir / f"{i}.npy")]
+        # fail: a bad file must stop the run with its typed, named error (the default,
+        # skip, reports it in the failures file and goes on: tests/bulk).
+        args += ["-o", str(out_dir / f"{i}.npy"), "--on-error", "fail"]
     else:
         args += ["--labels", "a red circle", "a blue square"]
     args += ["--device", "cpu", "--precision", "fp32", "--threads", "1", "-q"]
