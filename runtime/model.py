@@ -24,7 +24,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from cliprt.errors import InputError, ModelFolderError, ProviderError
-from cliprt.manifest import TOWERS, Manifest, read_manifest, verified_path
+from cliprt.manifest import TOWERS, Manifest, read_manifest, verified_path, verified_variant
 from cliprt.runtime.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DecodeOptions,
@@ -157,6 +157,8 @@ class ClipModel:
         self.providers = {"vision": vision.providers, "text": text.providers}
         self.embed_dim = manifest.embed_dim
         self.logit_scale = float(manifest.logit_scale)
+        self.logit_bias = float(manifest.logit_bias)
+        self.scoring = manifest.scoring
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cliprt-decode")
 
     def __repr__(self) -> str:
@@ -289,14 +291,20 @@ class ClipModel:
         *,
         batch_size: int = 32,
     ) -> np.ndarray:
-        """Zero-shot classification as in CLIP: softmax over labels of logit_scale x cosine.
+        """Zero-shot classification by the model family's own rule (manifest `scoring`).
+
+        - "softmax" (CLIP, OpenCLIP): softmax over the labels of logit_scale x cosine;
+          each row sums to 1.
+        - "sigmoid" (SigLIP, SigLIP 2): sigmoid(logit_scale x cosine + logit_bias) for
+          each image-label pair independently, as SigLIP was trained; rows do not sum to
+          1 (an image may match several labels, or none).
 
         Args:
             images: as for encode_images.
             labels: label prompts, e.g. ["a photo of a cat", "a photo of a dog"].
 
         Returns:
-            Probabilities float32 (n_images, n_labels); each row sums to 1.
+            Probabilities float32 (n_images, n_labels).
 
         Raises:
             InputError: no labels, a non-string or empty label, or a bad image.
@@ -305,6 +313,8 @@ class ClipModel:
         logits = self.logit_scale * self.similarity(images, labels, batch_size=batch_size).astype(
             np.float64
         )
+        if self.scoring == "sigmoid":
+            return (1.0 / (1.0 + np.exp(-(logits + self.logit_bias)))).astype(np.float32)
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -354,7 +364,10 @@ class ClipModel:
         for b in batch_sizes:
             b = _check_batch_size(int(b))
             self.vision.run(np.zeros((b, 3, size, size), dtype=np.float32))
-            for length in sorted({8, self.manifest.context_length}):
+            lengths = {8, self.manifest.context_length}
+            if self.manifest.text_padding == "max_length":
+                lengths = {self.manifest.context_length}
+            for length in sorted(lengths):
                 ids = np.full((b, length), self.manifest.pad_id, dtype=np.int64)
                 ids[:, 0] = self.manifest.bos_id
                 self.text.run(ids)
@@ -383,7 +396,7 @@ def _tower_session(
         # and is a no-op on VNNI machines.
         _set_config(opts, "session.x64quantprecision", "1")
     return TowerSession(
-        verified_path(folder, variant),
+        verified_variant(folder, variant),
         name=tower,
         input_name=variant.input_name,
         output_name=variant.output_name,
@@ -445,6 +458,8 @@ def load(
         verified_path(folder, manifest.tokenizer),
         context_length=manifest.context_length,
         pad_id=manifest.pad_id,
+        padding=manifest.text_padding,
+        padding_side=manifest.padding_side,
     )
     cuda = cuda or CudaOptions()
 

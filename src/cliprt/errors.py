@@ -33,3 +33,7 @@ class ProviderError(CliprtError):
 
 class IndexFileError(CliprtError):
     """An index file is truncated, altered, or of an unknown format."""
+
+
+class UnsupportedCheckpointError(ExportError):
+    """A checkpoint of a family or architecture cliprt does not export."""

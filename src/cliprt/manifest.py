@@ -19,7 +19,10 @@ from typing import Any
 
 from cliprt.errors import FormatVersionError, ModelFolderError
 
-FORMAT_VERSION = 1
+# 2 added: family, scoring, logit_bias, text_padding, the preprocessing variants
+# (resize_mode, crop_rounding, rescale_mode) and per-variant external data files. Every
+# field added in 2 has a default that reproduces what a version-1 folder meant.
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 TOWERS = ("vision", "text")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -57,6 +60,11 @@ class Variant:
     output_name: str
     fused_ops: dict[str, int] = field(default_factory=dict)
     parity: Parity | None = None
+    # ONNX external data files (towers over 2 GB), each checked like the .onnx file.
+    data_files: tuple[FileEntry, ...] = ()
+    # False where onnxruntime's optimizer cannot fuse this tower's attention (it then
+    # runs unfused, slower); the README's table says which families.
+    attention_fused: bool = True
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,16 @@ class Preprocessing:
     image_mean: tuple[float, float, float]
     image_std: tuple[float, float, float]
     do_convert_rgb: bool
+    # "shortest_edge": resize the short side to resize_shortest_edge, long side int()
+    # (transformers, torchvision); "squash": resize to crop_height x crop_width ignoring
+    # the aspect ratio (SigLIP, OpenCLIP resize_mode="squash").
+    resize_mode: str = "shortest_edge"
+    # Centre-crop offset: "floor" ((H - crop) // 2, transformers) or "round"
+    # (int(round((H - crop) / 2)), torchvision's CenterCrop as OpenCLIP uses it).
+    crop_rounding: str = "floor"
+    # "multiply": float64 x * rescale_factor then float32 (transformers); "divide":
+    # float32 x / 255 (torchvision's ToTensor).
+    rescale_mode: str = "multiply"
 
 
 @dataclass(frozen=True)
@@ -98,6 +116,20 @@ class Manifest:
     towers: dict[str, dict[str, Variant]]
     arch: dict[str, Any] = field(default_factory=dict)
     export: dict[str, Any] = field(default_factory=dict)
+    # The checkpoint family: "clip" (transformers CLIPModel), "openclip", "siglip".
+    family: str = "clip"
+    # How classify turns cosines into scores: "softmax" over labels of
+    # logit_scale * cos (CLIP, OpenCLIP) or "sigmoid" of logit_scale * cos + logit_bias
+    # per pair (SigLIP).
+    scoring: str = "softmax"
+    logit_bias: float = 0.0
+    # "longest": a batch is padded to its longest prompt (CLIP's causal mask makes the
+    # padding irrelevant); "max_length": every prompt is padded to context_length (SigLIP
+    # pools the last position and was trained that way).
+    text_padding: str = "longest"
+    # Where the pad ids go: "right" (CLIP, SigLIP) or "left" (Gemma's tokenizer, as the
+    # SigLIP 2 processor pads).
+    padding_side: str = "right"
 
     def precisions(self, tower: str) -> tuple[str, ...]:
         """Precisions present for `tower`, in PRECISIONS order."""
@@ -130,6 +162,7 @@ def manifest_from_dict(data: dict[str, Any], *, where: str = MANIFEST_NAME) -> M
             f"{where} has format_version {version}, this cliprt reads up to {FORMAT_VERSION}: "
             "upgrade cliprt (pip install -U cliprt) or re-export the model with this version"
         )
+    _check_choices(data, where)
     try:
         towers = {
             tower: {
@@ -137,6 +170,9 @@ def manifest_from_dict(data: dict[str, Any], *, where: str = MANIFEST_NAME) -> M
                     **{
                         **_pick(Variant, v),
                         "parity": Parity(**_pick(Parity, v["parity"])) if v.get("parity") else None,
+                        "data_files": tuple(
+                            FileEntry(**_pick(FileEntry, d)) for d in v.get("data_files") or ()
+                        ),
                     }
                 )
                 for prec, v in variants.items()
@@ -159,6 +195,29 @@ def manifest_from_dict(data: dict[str, Any], *, where: str = MANIFEST_NAME) -> M
         raise ModelFolderError(
             f"{where} is malformed ({type(exc).__name__}: {exc}); re-export the model"
         ) from exc
+
+
+# The values this reader knows for each enumerated field (a folder with another value
+# was written by a cliprt that knows more, whatever its format_version says).
+CHOICES = {
+    "scoring": ("softmax", "sigmoid"),
+    "text_padding": ("longest", "max_length"),
+    "padding_side": ("right", "left"),
+    "resize_mode": ("shortest_edge", "squash"),
+    "crop_rounding": ("floor", "round"),
+    "rescale_mode": ("multiply", "divide"),
+}
+
+
+def _check_choices(data: dict[str, Any], where: str) -> None:
+    pre = data.get("preprocessing") if isinstance(data.get("preprocessing"), dict) else {}
+    for key, known in CHOICES.items():
+        value = data.get(key, pre.get(key, known[0]))
+        if value not in known:
+            raise ModelFolderError(
+                f"{where}: {key} {value!r} is unknown to this cliprt (known: "
+                f"{', '.join(known)}); upgrade cliprt or re-export the model"
+            )
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> Manifest:
@@ -224,6 +283,70 @@ def verified_path(folder: str | os.PathLike[str], entry: FileEntry | Variant) ->
             "the file was altered; re-export the model or restore the file"
         )
     return path
+
+
+def confined_path(folder: str | os.PathLike[str], name: str) -> Path:
+    """`folder`/`name`, refusing a name that leaves the folder (absolute, `..`, links).
+
+    Raises:
+        ModelFolderError: the name points outside the model folder.
+    """
+    root = Path(folder).resolve()
+    path = (root / name).resolve()
+    if Path(name).is_absolute() or not path.is_relative_to(root) or path == root:
+        raise ModelFolderError(
+            f"{MANIFEST_NAME} in {str(folder)!r} names {name!r}, which is outside the model "
+            "folder; the manifest was altered: re-export the model"
+        )
+    return path
+
+
+def verified_variant(folder: str | os.PathLike[str], variant: Variant) -> Path:
+    """The .onnx path of a variant after checking it and each of its external data files
+    (size and sha256), and that the .onnx references no data file the manifest lacks.
+
+    Raises:
+        ModelFolderError: a missing, altered or unlisted file, with what to do.
+    """
+    listed = {d.file for d in variant.data_files}
+    for entry in variant.data_files:
+        confined_path(folder, entry.file)
+        verified_path(folder, entry)
+    path = verified_path(folder, variant)
+    unlisted = sorted(set(external_data_names(path)) - listed)
+    if unlisted:
+        raise ModelFolderError(
+            f"{path} reads external data {unlisted} that {MANIFEST_NAME} does not list (so "
+            "no checksum guards it); re-export the model"
+        )
+    return path
+
+
+def external_data_names(path: str | os.PathLike[str]) -> list[str]:
+    """The external data file names an .onnx file refers to (relative to its folder),
+    found without protobuf: the key "location" followed by its value in the raw bytes.
+
+    A cheap scan, so that checking a folder does not need the onnx package; a false
+    positive can only make the check stricter.
+    """
+    import re
+
+    # StringStringEntryProto: field 1 (key) = "location", field 2 (value) = the name
+    # (names under 128 bytes: a one-byte length). Read in chunks that overlap by more
+    # than a whole entry, so a 2 GB single-file graph costs no 2 GB of memory.
+    pattern = re.compile(rb"\x0a\x08location\x12([\x01-\x7f])")
+    chunk, overlap = 1 << 24, 160
+    names: set[str] = set()
+    with open(path, "rb") as f:
+        tail = b""
+        while block := f.read(chunk):
+            data = tail + block
+            for m in pattern.finditer(data):
+                start, n = m.end(), m.group(1)[0]
+                if start + n <= len(data):
+                    names.add(data[start : start + n].decode("utf-8", "replace"))
+            tail = data[-overlap:]
+    return sorted(names)
 
 
 def write_manifest(folder: str | os.PathLike[str], manifest: Manifest) -> Path:
