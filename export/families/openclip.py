@@ -36,7 +36,8 @@ HF_HUB_PREFIX = "hf-hub:"
 RANDOM_PREFIX = "openclip-"
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-_INTERPOLATION = {"bicubic": 3, "bilinear": 2, "nearest": 0, "lanczos": 1}
+# open_clip's eval transform knows these; "random" (a training option) means bicubic.
+_INTERPOLATION = {"bicubic": 3, "bilinear": 2, "random": 3}
 
 # open_clip's own model configs (open_clip/model_configs/*.json) of the random archs.
 RANDOM_ARCHS: dict[str, dict[str, Any]] = {
