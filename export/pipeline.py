@@ -7,6 +7,7 @@ atomic rename to OUT.
 
 from __future__ import annotations
 
+import gc
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -196,42 +197,9 @@ def _build(
         ckpt = family_module(src.family).load(src.folder, source, work)
         note.append(f"{ckpt.n_params / 1e6:.1f}M parameters")
 
-    arches = {"vision": ckpt.vision_arch, "text": ckpt.text_arch}
-    io = {"vision": (VISION_INPUT, VISION_OUTPUT), "text": (TEXT_INPUT, TEXT_OUTPUT)}
-    fused: dict[str, dict[str, int]] = {}
-    attention_fused: dict[str, bool] = {}
-    external: dict[str, bool] = {}
-    fp32_paths: dict[str, Path] = {}
-    for kind, tower in (("vision", ckpt.vision), ("text", ckpt.text)):
-        raw_dir = work / f"{kind}-raw"
-        raw_dir.mkdir()
-        raw = raw_dir / f"{kind}.raw.onnx"
-        with st.stage(f"{kind}: torch -> onnx") as note:
-            export_tower(tower, kind, raw, opset=opset, exporter=ckpt.exporter, ckpt=ckpt)
-            size = onnx_bytes(raw_dir)
-            # Past the threshold (2 GB protobuf limit by default) the tower's weights go
-            # to one external data file beside its .onnx, listed in the manifest.
-            external[kind] = size > external_data_bytes
-            note.append(f"{size / 1e6:.0f} MB" + (", external data" if external[kind] else ""))
-        # The optimized fp32 graph is the fp32 variant and the base of the others.
-        dst = (staging if "fp32" in wanted else work) / f"{kind}.fp32.onnx"
-        arch = arches[kind]
-        with st.stage(f"{kind}: optimize") as note:
-            fused[kind], attention_fused[kind] = optimize_tower(
-                raw,
-                dst,
-                num_heads=arch.heads,
-                hidden_size=arch.hidden_size,
-                num_layers=arch.layers,
-                kind=kind,
-                model_type=ckpt.optimizer_model_type,
-                strict=ckpt.strict_fusion,
-                external_data=external[kind],
-            )
-            note.append(", ".join(f"{k} {v}" for k, v in fused[kind].items() if v))
-        shutil.rmtree(raw_dir)
-        fp32_paths[kind] = dst
-
+    # Reference embeddings first: the PyTorch model is then freed as soon as both
+    # towers are traced, so that the ONNX optimizer and the variants of a large tower
+    # (ViT-H: 2.5 GB of fp32 weights) never share memory with it.
     with st.stage("reference embeddings (PyTorch)") as note:
         probes = build_probes(ckpt)
         note.append(f"{len(probes.pixel_values)} images, {len(probes.input_ids)} texts")
@@ -244,10 +212,53 @@ def _build(
             f"{tokenizer_check['texts']} texts equal; pixel max abs diff "
             f"{preprocessing_check['max_abs_diff']:.2e}"
         )
-    ckpt.vision = ckpt.text = None  # free the PyTorch weights before quantization
+
+    io = {"vision": (VISION_INPUT, VISION_OUTPUT), "text": (TEXT_INPUT, TEXT_OUTPUT)}
+    external: dict[str, bool] = {}
+    raw_paths: dict[str, Path] = {}
+    for kind, tower in (("vision", ckpt.vision), ("text", ckpt.text)):
+        raw_dir = work / f"{kind}-raw"
+        raw_dir.mkdir()
+        raw_paths[kind] = raw_dir / f"{kind}.raw.onnx"
+        with st.stage(f"{kind}: torch -> onnx") as note:
+            export_tower(
+                tower, kind, raw_paths[kind], opset=opset, exporter=ckpt.exporter, ckpt=ckpt
+            )
+            size = onnx_bytes(raw_dir)
+            # Past the threshold (2 GB protobuf limit by default) the tower's weights go
+            # to one external data file beside its .onnx, listed in the manifest.
+            external[kind] = size > external_data_bytes
+            note.append(f"{size / 1e6:.0f} MB" + (", external data" if external[kind] else ""))
+
+    arches = {"vision": ckpt.vision_arch, "text": ckpt.text_arch}
+    strict, model_type = ckpt.strict_fusion, ckpt.optimizer_model_type
     family, label = ckpt.family, src.label
     manifest_facts = _facts(ckpt)
-    del ckpt
+    del ckpt, tower
+    gc.collect()
+
+    fused: dict[str, dict[str, int]] = {}
+    attention_fused: dict[str, bool] = {}
+    fp32_paths: dict[str, Path] = {}
+    for kind in ("vision", "text"):
+        # The optimized fp32 graph is the fp32 variant and the base of the others.
+        dst = (staging if "fp32" in wanted else work) / f"{kind}.fp32.onnx"
+        arch = arches[kind]
+        with st.stage(f"{kind}: optimize") as note:
+            fused[kind], attention_fused[kind] = optimize_tower(
+                raw_paths[kind],
+                dst,
+                num_heads=arch.heads,
+                hidden_size=arch.hidden_size,
+                num_layers=arch.layers,
+                kind=kind,
+                model_type=model_type,
+                strict=strict,
+                external_data=external[kind],
+            )
+            note.append(", ".join(f"{k} {v}" for k, v in fused[kind].items() if v))
+        shutil.rmtree(raw_paths[kind].parent)
+        fp32_paths[kind] = dst
 
     towers_out: dict[str, dict[str, Variant]] = {"vision": {}, "text": {}}
     for precision in wanted:

@@ -19,12 +19,63 @@ from pathlib import Path
 
 # Caption-like lines and a few plain sentences: deterministic text, so a test session
 # trains the same model everywhere.
-_CAPTION_WORDS = (
-    "a photo of the cat dog bird car house tree red green blue small large old new "
-    "painting drawing picture image sketch two three people person man woman child "
-    "standing sitting running on in under with near street beach mountain river city "
-    "night day sunset light dark white black yellow orange purple wooden metal glass"
-).split()
+_CAPTION_WORDS = [
+    "a",
+    "photo",
+    "of",
+    "the",
+    "cat",
+    "dog",
+    "bird",
+    "car",
+    "house",
+    "tree",
+    "red",
+    "green",
+    "blue",
+    "small",
+    "large",
+    "old",
+    "new",
+    "painting",
+    "drawing",
+    "picture",
+    "image",
+    "sketch",
+    "two",
+    "three",
+    "people",
+    "person",
+    "man",
+    "woman",
+    "child",
+    "standing",
+    "sitting",
+    "running",
+    "on",
+    "in",
+    "under",
+    "with",
+    "near",
+    "street",
+    "beach",
+    "mountain",
+    "river",
+    "city",
+    "night",
+    "day",
+    "sunset",
+    "light",
+    "dark",
+    "white",
+    "black",
+    "yellow",
+    "orange",
+    "purple",
+    "wooden",
+    "metal",
+    "glass",
+]
 
 
 def standin_corpus() -> list[str]:

@@ -39,8 +39,6 @@ def load_towers(folder: str | Path, *, eos_id: int) -> Towers:
     import torch
     from transformers import (
         CLIPModel,
-        CLIPTextModelWithProjection,
-        CLIPVisionModelWithProjection,
     )
 
     try:

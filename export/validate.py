@@ -192,7 +192,8 @@ def check_tokenizer(ckpt: Any, tokenizer_json: str | Path) -> dict[str, Any]:
             (
                 t
                 for i, t in enumerate(texts)
-                if got.shape != ref.shape or not np.array_equal(got[i][mask[i] == 1], ref[i][mask[i] == 1])
+                if got.shape != ref.shape
+                or not np.array_equal(got[i][mask[i] == 1], ref[i][mask[i] == 1])
             ),
             texts[0],
         )

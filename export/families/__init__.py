@@ -43,7 +43,7 @@ _KNOWN_OTHERS = {
 
 
 def supported_text() -> str:
-    """"clip (what), openclip (what), siglip (what)" for messages."""
+    """ "clip (what), openclip (what), siglip (what)" for messages."""
     return ", ".join(f"{name} ({what})" for name, what in SUPPORTED.items())
 
 

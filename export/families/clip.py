@@ -64,7 +64,11 @@ def checkpoint_from_clip(
 
     def tokenize(texts: Any) -> tuple[Any, Any]:
         tok = tokenizer(
-            list(texts), padding=True, truncation=True, max_length=context_length, return_tensors="np"
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=context_length,
+            return_tensors="np",
         )
         return tok["input_ids"].astype(np.int64), tok["attention_mask"]
 

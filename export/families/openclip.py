@@ -45,34 +45,74 @@ RANDOM_ARCHS: dict[str, dict[str, Any]] = {
         "embed_dim": 512,
         "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
         "text_cfg": {
-            "context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 512,
+            "heads": 8,
+            "layers": 12,
         },
     },
     "ViT-H-14": {
         "embed_dim": 1024,
         "vision_cfg": {
-            "image_size": 224, "layers": 32, "width": 1280, "head_width": 80, "patch_size": 14
+            "image_size": 224,
+            "layers": 32,
+            "width": 1280,
+            "head_width": 80,
+            "patch_size": 14,
         },
         "text_cfg": {
-            "context_length": 77, "vocab_size": 49408, "width": 1024, "heads": 16, "layers": 24
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 1024,
+            "heads": 16,
+            "layers": 24,
         },
     },
     # For tests: two narrow layers, GELU as the LAION models use.
     "tiny": {
         "embed_dim": 16,
         "vision_cfg": {
-            "image_size": 64, "layers": 2, "width": 32, "head_width": 8, "patch_size": 16
+            "image_size": 64,
+            "layers": 2,
+            "width": 32,
+            "head_width": 8,
+            "patch_size": 16,
         },
         "text_cfg": {
-            "context_length": 77, "vocab_size": 49408, "width": 32, "heads": 4, "layers": 2
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 32,
+            "heads": 4,
+            "layers": 2,
         },
     },
 }
 
-_VISION_OK = {"image_size", "layers", "width", "head_width", "patch_size", "mlp_ratio",
-              "patch_dropout", "pool_type", "output_tokens", "proj_type"}
-_TEXT_OK = {"context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio",
-            "pad_id", "pool_type", "tokenizer_kwargs", "hf_tokenizer_name"}
+_VISION_OK = {
+    "image_size",
+    "layers",
+    "width",
+    "head_width",
+    "patch_size",
+    "mlp_ratio",
+    "patch_dropout",
+    "pool_type",
+    "output_tokens",
+    "proj_type",
+}
+_TEXT_OK = {
+    "context_length",
+    "vocab_size",
+    "width",
+    "heads",
+    "layers",
+    "mlp_ratio",
+    "pad_id",
+    "pool_type",
+    "tokenizer_kwargs",
+    "hf_tokenizer_name",
+}
 
 
 def openclip_hub_id(source: str) -> str | None:
@@ -297,8 +337,10 @@ def to_clip_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
         if src in sd:
             out[dst] = sd.pop(src)
     # OpenCLIP keeps projections as [width, embed] matrices used as x @ proj.
-    for src, dst in (("visual.proj", "visual_projection.weight"),
-                     ("text_projection", "text_projection.weight")):
+    for src, dst in (
+        ("visual.proj", "visual_projection.weight"),
+        ("text_projection", "text_projection.weight"),
+    ):
         if src in sd:
             out[dst] = sd.pop(src).t().contiguous()
     sd.pop("attn_mask", None)
@@ -316,22 +358,30 @@ def from_clip_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     out: dict[str, Any] = {}
-    inverse = {v: k for k, v in {
-        "visual.conv1.weight": "vision_model.embeddings.patch_embedding.weight",
-        "visual.class_embedding": "vision_model.embeddings.class_embedding",
-        "visual.positional_embedding": "vision_model.embeddings.position_embedding.weight",
-        "visual.ln_pre.weight": "vision_model.pre_layrnorm.weight",
-        "visual.ln_pre.bias": "vision_model.pre_layrnorm.bias",
-        "visual.ln_post.weight": "vision_model.post_layernorm.weight",
-        "visual.ln_post.bias": "vision_model.post_layernorm.bias",
-        "token_embedding.weight": "text_model.embeddings.token_embedding.weight",
-        "positional_embedding": "text_model.embeddings.position_embedding.weight",
-        "ln_final.weight": "text_model.final_layer_norm.weight",
-        "ln_final.bias": "text_model.final_layer_norm.bias",
-        "logit_scale": "logit_scale",
-    }.items()}
-    names = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "self_attn.out_proj": "attn.out_proj",
-             "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
+    inverse = {
+        v: k
+        for k, v in {
+            "visual.conv1.weight": "vision_model.embeddings.patch_embedding.weight",
+            "visual.class_embedding": "vision_model.embeddings.class_embedding",
+            "visual.positional_embedding": "vision_model.embeddings.position_embedding.weight",
+            "visual.ln_pre.weight": "vision_model.pre_layrnorm.weight",
+            "visual.ln_pre.bias": "vision_model.pre_layrnorm.bias",
+            "visual.ln_post.weight": "vision_model.post_layernorm.weight",
+            "visual.ln_post.bias": "vision_model.post_layernorm.bias",
+            "token_embedding.weight": "text_model.embeddings.token_embedding.weight",
+            "positional_embedding": "text_model.embeddings.position_embedding.weight",
+            "ln_final.weight": "text_model.final_layer_norm.weight",
+            "ln_final.bias": "text_model.final_layer_norm.bias",
+            "logit_scale": "logit_scale",
+        }.items()
+    }
+    names = {
+        "layer_norm1": "ln_1",
+        "layer_norm2": "ln_2",
+        "self_attn.out_proj": "attn.out_proj",
+        "mlp.fc1": "mlp.c_fc",
+        "mlp.fc2": "mlp.c_proj",
+    }
     qkv: dict[str, dict[str, Any]] = {}
     for key, value in sd.items():
         if key in inverse:
@@ -499,7 +549,9 @@ def build_random(arch: str, folder: Path, *, seed: int = 0) -> Path:
     from transformers import CLIPModel
 
     if arch not in RANDOM_ARCHS:
-        raise ExportError(f"unknown OpenCLIP random arch {arch!r}; known: {', '.join(RANDOM_ARCHS)}")
+        raise ExportError(
+            f"unknown OpenCLIP random arch {arch!r}; known: {', '.join(RANDOM_ARCHS)}"
+        )
     model_cfg = RANDOM_ARCHS[arch]
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)

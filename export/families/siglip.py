@@ -55,7 +55,6 @@ def check(folder: Path, label: str) -> Path:
     return folder
 
 
-
 def _towers(model: Any) -> tuple[Any, Any]:
     import torch
 
@@ -281,17 +280,39 @@ RANDOM_ARCHS: dict[str, dict[str, Any]] = {
     },
     # For tests: two layers of narrow width, both tokenizer kinds.
     "siglip-tiny": {
-        "text": {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4,
-                 "num_hidden_layers": 2, "vocab_size": 1000},
-        "vision": {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4,
-                   "num_hidden_layers": 2, "patch_size": 16, "image_size": 64},
+        "text": {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_attention_heads": 4,
+            "num_hidden_layers": 2,
+            "vocab_size": 1000,
+        },
+        "vision": {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_attention_heads": 4,
+            "num_hidden_layers": 2,
+            "patch_size": 16,
+            "image_size": 64,
+        },
         "tokenizer": "siglip",
     },
     "siglip2-tiny": {
-        "text": {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4,
-                 "num_hidden_layers": 2, "vocab_size": 1000},
-        "vision": {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4,
-                   "num_hidden_layers": 2, "patch_size": 16, "image_size": 64},
+        "text": {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_attention_heads": 4,
+            "num_hidden_layers": 2,
+            "vocab_size": 1000,
+        },
+        "vision": {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_attention_heads": 4,
+            "num_hidden_layers": 2,
+            "patch_size": 16,
+            "image_size": 64,
+        },
         "tokenizer": "gemma",
     },
 }

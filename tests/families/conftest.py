@@ -50,9 +50,7 @@ def odd_images():
 
     rng = np.random.default_rng(7)
     sizes = [(301, 97), (64, 64), (33, 250), (225, 224), (17, 19), (1000, 3)]
-    return [
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in sizes
-    ]
+    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in sizes]
 
 
 LONG_TEXT = " ".join(["a very long caption that keeps going and going"] * 20)

@@ -30,7 +30,7 @@ def _torchvision_free() -> None:
         import torchvision.ops.misc  # noqa: F401
 
         return
-    except Exception:  # noqa: BLE001 - absent, or the CUDA-linked wheel failing to load
+    except Exception:
         pass
 
     class FrozenBatchNorm2d:  # only ResNet towers build one

@@ -86,7 +86,10 @@ def test_pytorch_bin_weights_load_as_tensors_only(family_checkpoint, tmp_path) -
     folder.mkdir()
     shutil.copy(src / "open_clip_config.json", folder)
     sd = load_file(str(src / "open_clip_model.safetensors"))
-    torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}}, folder / "open_clip_pytorch_model.bin")
+    torch.save(
+        {"state_dict": {"module." + k: v for k, v in sd.items()}},
+        folder / "open_clip_pytorch_model.bin",
+    )
     got = read_weights(folder, "bin")
     assert set(got) == {"module." + k for k in sd}
 

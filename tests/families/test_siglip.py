@@ -54,9 +54,7 @@ def test_runtime_equals_transformers_siglip(arch, family_checkpoint, family_expo
     # Embeddings and scores against SiglipModel.forward (no attention mask: SigLIP's
     # training setting, and what the exported text tower takes).
     with torch.inference_mode():
-        out = model(
-            input_ids=torch.as_tensor(ref_ids), pixel_values=torch.as_tensor(ref_px)
-        )
+        out = model(input_ids=torch.as_tensor(ref_ids), pixel_values=torch.as_tensor(ref_px))
     ref_img = out.image_embeds.numpy()
     ref_txt = out.text_embeds.numpy()
     img = m.encode_images(images)
@@ -114,4 +112,4 @@ def test_siglip2_pads_on_the_tokenizers_side(family_checkpoint, family_export) -
     ids = m.tokenizer(["a cat"])
     pads = ids[0] == m.manifest.pad_id
     assert pads.sum() > 50
-    assert (pads[0] if tok.padding_side == "left" else pads[-1])
+    assert pads[0] if tok.padding_side == "left" else pads[-1]

@@ -249,7 +249,9 @@ def test_model_folder_errors(tiny_model_dir: Path, tmp_path: Path) -> None:
     shutil.copytree(tiny_model_dir, newer)
     _edit_manifest(newer, lambda d: d.update(format_version=d["format_version"] + 1))
     v = FORMAT_VERSION
-    with pytest.raises(FormatVersionError, match=rf"format_version {v + 1}, this cliprt reads up to {v}"):
+    with pytest.raises(
+        FormatVersionError, match=rf"format_version {v + 1}, this cliprt reads up to {v}"
+    ):
         cliprt.load(newer)
 
 
