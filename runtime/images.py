@@ -187,7 +187,7 @@ def _center_crop_box(
 ) -> tuple[int, int]:
     if rounding == "round":
         # torchvision's center_crop (OpenCLIP): Python's round(), half to even.
-        return int(round((height - crop_h) / 2.0)), int(round((width - crop_w) / 2.0))
+        return round((height - crop_h) / 2.0), round((width - crop_w) / 2.0)
     return (height - crop_h) // 2, (width - crop_w) // 2
 
 

@@ -63,8 +63,8 @@ def openclip_preprocess(
     new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
     if (new_w, new_h) != (w, h):
         image = image.resize((new_w, new_h), resample)
-    top = int(round((new_h - size) / 2.0))
-    left = int(round((new_w - size) / 2.0))
+    top = round((new_h - size) / 2.0)
+    left = round((new_w - size) / 2.0)
     image = image.crop((left, top, left + size, top + size))
     image = image.convert("RGB")  # MaybeConvertMode comes after the crop in open_clip
     x = torch.from_numpy(np.array(image, np.uint8, copy=True)).permute(2, 0, 1).contiguous()

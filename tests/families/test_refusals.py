@@ -72,7 +72,7 @@ def test_openclip_folder_without_weights_says_so(tmp_path) -> None:
     folder = tmp_path / "oc"
     folder.mkdir()
     (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": {}}))
-    with pytest.raises(ExportError, match="no weights.*open_clip_model.safetensors"):
+    with pytest.raises(ExportError, match=r"no weights.*open_clip_model\.safetensors"):
         export_model(str(folder), tmp_path / "out")
 
 
