@@ -58,15 +58,50 @@ def check(folder: Path, label: str) -> Path:
 def _towers(model: Any) -> tuple[Any, Any]:
     import torch
 
+    class PoolingHead(torch.nn.Module):
+        """SigLIP's attention-pooling head written out in MatMuls, with the weights of
+        model's own head. Same arithmetic as nn.MultiheadAttention with one query; its
+        traced graph (unlike nn.MultiheadAttention's) keeps symbolic shape inference
+        working, which onnxruntime's optimizer needs to fuse the encoder's layers. The
+        export's parity gate compares this tower with SiglipModel's own."""
+
+        def __init__(self, head: Any) -> None:
+            super().__init__()
+            self.head = head
+            self.heads = head.attention.num_heads
+
+        def forward(self, x: Any) -> Any:
+            attn = self.head.attention
+            width = attn.embed_dim
+            d = width // self.heads
+            wq, wk, wv = attn.in_proj_weight.chunk(3, dim=0)
+            bq, bk, bv = attn.in_proj_bias.chunk(3, dim=0)
+            q = torch.nn.functional.linear(self.head.probe, wq, bq)  # [1, 1, width]
+            k = torch.nn.functional.linear(x, wk, bk)  # [b, n, width]
+            v = torch.nn.functional.linear(x, wv, bv)
+            q = q.reshape(1, self.heads, 1, d)
+            k = k.reshape(x.shape[0], -1, self.heads, d).transpose(1, 2)
+            v = v.reshape(x.shape[0], -1, self.heads, d).transpose(1, 2)
+            scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(d))
+            o = torch.matmul(scores.softmax(dim=-1), v)  # [b, heads, 1, d]
+            o = o.transpose(1, 2).reshape(x.shape[0], 1, width)
+            o = attn.out_proj(o)
+            o = o + self.head.mlp(self.head.layernorm(o))
+            return o[:, 0]
+
     class VisionTower(torch.nn.Module):
         """pixel_values [b, 3, H, W] -> the attention-pooling head's output [b, D]."""
 
         def __init__(self, m: Any) -> None:
             super().__init__()
-            self.m = m
+            self.vm = m.vision_model
+            self.pool = PoolingHead(m.vision_model.head)
 
         def forward(self, pixel_values: Any) -> Any:
-            return self.m.get_image_features(pixel_values=pixel_values)
+            vm = self.vm
+            hidden = vm.embeddings(pixel_values)
+            hidden = vm.encoder(inputs_embeds=hidden).last_hidden_state
+            return self.pool(vm.post_layernorm(hidden))
 
     class TextTower(torch.nn.Module):
         """input_ids [b, 64] -> the head over the last position [b, D]; no mask."""
@@ -165,8 +200,9 @@ def load(folder: Path, label: str, work: Path) -> Checkpoint:
         pixel_values=pixel_values,
         image_embeds=torch_embeds(lambda px: model.get_image_features(pixel_values=px)),
         text_embeds=torch_embeds(lambda ids, _mask: model.get_text_features(input_ids=ids)),
-        # onnxruntime's optimizer has no pattern for SigLIP's unmasked attention with
-        # tanh-GELU and the attention-pooling head; the count is recorded, not required.
+        # Fused in every layer with the PoolingHead above (checked by the tests on the
+        # random archs); should a checkpoint not fuse, the export records it in the
+        # manifest (attention_fused) rather than failing: unfused is slower, not wrong.
         strict_fusion=False,
         optimizer_model_type="clip",
         notes={"tokenizer_class": type(tokenizer).__name__},

@@ -37,6 +37,11 @@ def test_runtime_equals_transformers_siglip(arch, family_checkpoint, family_expo
         "sigmoid",
         "max_length",
     )
+    # The encoder layers of both towers fuse (the pooling head is written in MatMuls).
+    for tower in ("vision", "text"):
+        variant = m.manifest.towers[tower]["fp32"]
+        assert variant.attention_fused
+        assert variant.fused_ops["Attention"] == m.manifest.arch[tower]["layers"]
     images = odd_images()
 
     # Pixels: squash resize, no crop, 0.5 mean/std, the processor's resample.
