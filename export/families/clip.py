@@ -52,8 +52,13 @@ def checkpoint_from_clip(
     tokenizer_json: Path,
     preprocessor_json: Path,
     pixel_values: Any = None,
+    clean: Any = None,
 ) -> Checkpoint:
-    """A Checkpoint over a transformers CLIPModel (shared by clip and openclip)."""
+    """A Checkpoint over a transformers CLIPModel (shared by clip and openclip).
+
+    `clean`, when given, is the family's own text cleaning applied before the reference
+    tokenizer (open_clip's ftfy + html.unescape); `pixel_values` replaces the processor.
+    """
     import math
 
     import numpy as np
@@ -63,8 +68,9 @@ def checkpoint_from_clip(
     context_length = int(tc.max_position_embeddings)
 
     def tokenize(texts: Any) -> tuple[Any, Any]:
+        texts = [clean(t) for t in texts] if clean is not None else list(texts)
         tok = tokenizer(
-            list(texts),
+            texts,
             padding=True,
             truncation=True,
             max_length=context_length,

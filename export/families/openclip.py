@@ -523,6 +523,7 @@ def load(folder: Path, label: str, work: Path) -> Checkpoint:
     def pixel_values(images: list[Any]) -> Any:
         return np.stack([preprocess(im.convert("RGB"), pre) for im in images])
 
+    add_open_clip_cleaning(tok_dir / "tokenizer.json")
     ckpt = checkpoint_from_clip(
         model,
         towers.vision,
@@ -536,9 +537,74 @@ def load(folder: Path, label: str, work: Path) -> Checkpoint:
         tokenizer_json=tok_dir / "tokenizer.json",
         preprocessor_json=config_copy,
         pixel_values=pixel_values,
+        clean=open_clip_clean,
     )
     ckpt.notes["preprocess_cfg"] = preprocess_cfg
     return ckpt
+
+
+# What open_clip's text cleaning (ftfy.fix_text, then html.unescape twice) changes in
+# everyday text, as plain replacements the `tokenizers` normalizer can apply: curly
+# quotes, Latin ligatures, fullwidth ASCII and the common named HTML entities. Not
+# reproduced: ftfy's mojibake repair and numeric entities (&#8217;).
+_QUOTES = {
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u201b": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u201f": '"',
+}
+_LIGATURES = {
+    "\ufb00": "ff",
+    "\ufb01": "fi",
+    "\ufb02": "fl",
+    "\ufb03": "ffi",
+    "\ufb04": "ffl",
+    "\ufb05": "st",
+    "\ufb06": "st",
+}
+_FULLWIDTH = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)} | {"\u3000": " "}
+_ENTITIES = {
+    "&amp;": "&",
+    "&lt;": "<",
+    "&gt;": ">",
+    "&quot;": '"',
+    "&#39;": "'",
+    "&apos;": "'",
+    "&nbsp;": " ",
+}
+
+
+def add_open_clip_cleaning(path: Path) -> None:
+    """Prepends open_clip's text cleaning (see _QUOTES ... _ENTITIES) to the normalizer
+    of the CLIP tokenizer.json at `path`, in place."""
+    from tokenizers import Tokenizer, normalizers
+
+    tok = Tokenizer.from_file(str(path))
+    steps = [normalizers.Replace(a, b) for a, b in (_QUOTES | _LIGATURES | _FULLWIDTH).items()]
+    for _ in range(2):  # html.unescape twice: "&amp;amp;" -> "&"
+        steps += [normalizers.Replace(a, b) for a, b in _ENTITIES.items()]
+    if tok.normalizer is not None:
+        steps.append(tok.normalizer)
+    tok.normalizer = normalizers.Sequence(steps)
+    tok.save(str(path))
+
+
+def open_clip_clean(text: str) -> str:
+    """open_clip's own text cleaning where ftfy is installed (the reference the export
+    checks against), else the replacements above."""
+    import html
+
+    try:
+        import ftfy
+    except ImportError:
+        for a, b in (_QUOTES | _LIGATURES | _FULLWIDTH).items():
+            text = text.replace(a, b)
+        return html.unescape(html.unescape(text)).strip()
+    return html.unescape(html.unescape(ftfy.fix_text(text))).strip()
 
 
 def build_random(arch: str, folder: Path, *, seed: int = 0) -> Path:

@@ -5,8 +5,9 @@ package. Two things stand in for torchvision, which does not import beside the C
 torch build here (PyPI's torchvision wheels link a CUDA torch):
 
 - open_clip/utils.py imports one name from torchvision, FrozenBatchNorm2d, used only
-  to freeze BatchNorm in ResNet towers (never for ViT): `_torchvision_free()` binds
-  that name to a class that refuses to be built, so a ViT never touches it;
+  to freeze BatchNorm in ResNet towers (never for ViT): `_fake_torchvision()` binds
+  that name to a class that refuses to be built, only while open_clip's modules are
+  imported, so a ViT never touches it and nothing else sees it;
 - open_clip's eval transform (transform.py: Resize -> CenterCrop -> ToTensor ->
   Normalize) is torchvision's; `openclip_preprocess` below re-implements exactly the
   torchvision functions it calls on PIL images, from torchvision's source:
@@ -25,29 +26,41 @@ from typing import Any
 import numpy as np
 
 
-def _torchvision_free() -> None:
+def _fake_torchvision() -> list[str]:
+    """Puts a torchvision.ops.misc holding only FrozenBatchNorm2d into sys.modules where
+    the real one does not import; returns the names added (removed again right after
+    open_clip's modules are imported, so that nothing else ever sees them)."""
     try:
         import torchvision.ops.misc  # noqa: F401
 
-        return
+        return []
     except Exception:
-        pass
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
 
     class FrozenBatchNorm2d:  # only ResNet towers build one
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             raise RuntimeError("torchvision is not available; ResNet towers cannot be built")
 
-    for name in ("torchvision", "torchvision.ops", "torchvision.ops.misc"):
-        sys.modules.setdefault(name, types.ModuleType(name))
+    added = ["torchvision", "torchvision.ops", "torchvision.ops.misc"]
+    for name in added:
+        sys.modules[name] = types.ModuleType(name)
     sys.modules["torchvision.ops.misc"].FrozenBatchNorm2d = FrozenBatchNorm2d
+    return added
 
 
 def open_clip_modules() -> tuple[Any, Any]:
     """(open_clip.model, open_clip.tokenizer), imported without open_clip/__init__."""
+    import transformers  # noqa: F401  (imported first: it probes for torchvision itself)
+
     from cliprt.export.families.openclip import import_open_clip_module
 
-    _torchvision_free()
-    return import_open_clip_module("model"), import_open_clip_module("tokenizer")
+    added = _fake_torchvision()
+    try:
+        return import_open_clip_module("model"), import_open_clip_module("tokenizer")
+    finally:
+        for name in added:
+            sys.modules.pop(name, None)
 
 
 def openclip_preprocess(

@@ -53,9 +53,16 @@ def test_runtime_equals_open_clip(reference, family_export) -> None:
     got_px = m.preprocess(images)
     assert np.abs(got_px - ref_px).max() <= 1e-6
 
-    # open_clip pads every prompt to 77 with 0 and truncates keeping EOT last.
-    ref_ids = tokenizer(TEXTS, context_length=77).numpy()
-    got_ids = m.tokenizer(TEXTS)
+    # open_clip pads every prompt to 77 with 0 and truncates keeping EOT last; its
+    # cleaning (ftfy, html.unescape) is reproduced for quotes, ligatures, fullwidth
+    # and named entities.
+    cleaned = [
+        "don\u2019t \u201cquote\u201d",
+        "\ufb01sh &amp; chips &lt;3",
+        "\uff21\uff22\uff23 wide",
+    ]
+    ref_ids = tokenizer(TEXTS + cleaned, context_length=77).numpy()
+    got_ids = m.tokenizer(TEXTS + cleaned)
     width = got_ids.shape[1]
     np.testing.assert_array_equal(got_ids, ref_ids[:, :width])
     assert not ref_ids[:, width:].any()
@@ -65,9 +72,9 @@ def test_runtime_equals_open_clip(reference, family_export) -> None:
         ref_txt = model.encode_text(torch.as_tensor(ref_ids), normalize=True).numpy()
         scale = float(model.logit_scale.exp())
     assert np.abs(m.encode_images(images) - ref_img).max() < 1e-4
-    assert np.abs(m.encode_texts(TEXTS) - ref_txt).max() < 1e-4
+    assert np.abs(m.encode_texts(TEXTS + cleaned) - ref_txt).max() < 1e-4
     ref_probs = torch.softmax(torch.as_tensor(scale * ref_img @ ref_txt.T), dim=1).numpy()
-    assert np.abs(m.classify(images, TEXTS) - ref_probs).max() < 1e-4
+    assert np.abs(m.classify(images, TEXTS + cleaned) - ref_probs).max() < 1e-4
 
 
 def test_pytorch_bin_weights_load_as_tensors_only(family_checkpoint, tmp_path) -> None:
