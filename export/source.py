@@ -1,6 +1,6 @@
-"""Resolving SRC (a local folder, a hub id, or random:ARCH) to a checked local HF CLIP
-checkpoint folder. Every source ends in the same folder path: the hub and random
-sources only produce a folder first."""
+"""Resolving SRC (a local folder, a hub id, an OpenCLIP name, or random:NAME) to a
+checked local checkpoint folder and its family. Every source ends in the same folder
+path: the hub and random sources only produce a folder first."""
 
 from __future__ import annotations
 
@@ -34,16 +34,19 @@ class ResolvedSource:
 
 
 def resolve_source(source: str, workdir: str | Path) -> ResolvedSource:
-    """Turns SRC into a checked local checkpoint folder.
+    """Turns SRC into a checked local checkpoint folder and its family.
 
     Args:
-        source: a local HF CLIP folder, a hub id ("openai/clip-vit-base-patch32") or
-            "random:ViT-B-32" / "random:ViT-B-16" / "random:ViT-L-14" / "random:tiny".
+        source: a local folder (transformers CLIP/SigLIP, or OpenCLIP's
+            open_clip_config.json + weights), a hub id ("openai/clip-vit-base-patch32",
+            "google/siglip-base-patch16-224"), an OpenCLIP name ("hf-hub:ORG/NAME",
+            "ViT-B-32/laion2b_s34b_b79k"), or random:NAME (all_random_archs()).
         workdir: scratch folder for random checkpoints (deleted by the caller).
 
     Raises:
+        UnsupportedCheckpointError: a checkpoint of another family.
         ExportError: unknown random arch, hub unreachable, or a folder that is not a
-            complete CLIP checkpoint (the message says what is missing and what to do).
+            complete checkpoint (the message says what is missing and what to do).
     """
     arch = parse_random_source(source)
     if arch is not None:
@@ -64,7 +67,7 @@ def resolve_source(source: str, workdir: str | Path) -> ResolvedSource:
     known = ", ".join(RANDOM_PREFIX + a for a in all_random_archs())
     raise ExportError(
         f"SRC {source!r} is neither an existing folder nor a hub id (owner/name); "
-        f"give a HF CLIP checkpoint folder, a hub id, or one of {known}"
+        f"give a checkpoint folder, a hub id, an OpenCLIP name (hf-hub:ORG/NAME), or one of {known}"
     )
 
 
@@ -126,7 +129,8 @@ def download(repo_id: str) -> Path:
             f"{repo_id!r} looks like a hub id but huggingface_hub is not installed: "
             "pip install 'cliprt[export]', or pass a local checkpoint folder"
         ) from exc
-    patterns = ["*.json", "*.txt", "*.safetensors"]
+    # *.model: SigLIP's spiece.model / Gemma's tokenizer.model
+    patterns = ["*.json", "*.txt", "*.model", "*.safetensors"]
     try:
         folder = snapshot_download(repo_id, allow_patterns=patterns)
         if not any(Path(folder).glob("*.safetensors")):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +184,3 @@ def preprocessing_from_processor(processor: Any, label: str) -> Preprocessing:
         image_std=tuple(float(x) for x in processor.image_std),
         do_convert_rgb=bool(getattr(processor, "do_convert_rgb", True)),
     )
-
-
-def copy_into(src: Path, dst: Path) -> None:
-    """Copies a small file of the checkpoint into the staging folder."""
-    shutil.copyfile(src, dst)

@@ -14,7 +14,6 @@ What differs from CLIP, and where cliprt records it:
 
 from __future__ import annotations
 
-import json
 import math
 import string
 from pathlib import Path
@@ -286,14 +285,6 @@ def convert_siglip_tokenizer(tokenizer: Any) -> Any:
     return fast
 
 
-def model_type_of(folder: Path) -> str | None:
-    """config.json's model_type, None when absent or unreadable."""
-    try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError):
-        return None
-
-
 # Shapes of the real checkpoints (config.json of the google/ repos): text, vision
 # overrides of SiglipTextConfig / SiglipVisionConfig, and the tokenizer type.
 _BASE = {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12}
@@ -354,6 +345,19 @@ RANDOM_ARCHS: dict[str, dict[str, Any]] = {
 }
 
 
+def random_config(arch: str) -> Any:
+    """The transformers SiglipConfig of a random arch (see RANDOM_ARCHS)."""
+    from transformers import SiglipConfig
+
+    spec = RANDOM_ARCHS[arch]
+    text = {**spec["text"], "max_position_embeddings": 64}
+    if spec["tokenizer"] == "gemma":  # Gemma's ids: <pad> 0, <eos> 1, <bos> 2
+        text.update(pad_token_id=0, eos_token_id=1, bos_token_id=2)
+    else:  # SigLIP's spiece.model: pad = eos = </s> 1
+        text.update(pad_token_id=1, eos_token_id=1, bos_token_id=None)
+    return SiglipConfig(text_config=text, vision_config=dict(spec["vision"]))
+
+
 def build_random(arch: str, folder: Path, *, seed: int = 0) -> Path:
     """Saves a random-weight SiglipModel of `arch` as a complete HF checkpoint folder,
     with a locally trained stand-in tokenizer of the real type (see
@@ -361,7 +365,6 @@ def build_random(arch: str, folder: Path, *, seed: int = 0) -> Path:
     import torch
     from transformers import (
         GemmaTokenizerFast,
-        SiglipConfig,
         SiglipImageProcessor,
         SiglipModel,
         SiglipTokenizer,
@@ -370,14 +373,9 @@ def build_random(arch: str, folder: Path, *, seed: int = 0) -> Path:
     from cliprt.export.standin_tokenizers import train_standin
 
     spec = RANDOM_ARCHS[arch]
-    folder.mkdir(parents=True, exist_ok=True)
-    text = {**spec["text"], "max_position_embeddings": 64}
     kind = spec["tokenizer"]
-    if kind == "gemma":  # Gemma's ids: <pad> 0, <eos> 1, <bos> 2
-        text.update(pad_token_id=0, eos_token_id=1, bos_token_id=2)
-    else:  # SigLIP's spiece.model: pad = eos = </s> 1
-        text.update(pad_token_id=1, eos_token_id=1, bos_token_id=None)
-    config = SiglipConfig(text_config=text, vision_config=dict(spec["vision"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    config = random_config(arch)
     torch.manual_seed(seed)
     model = SiglipModel(config).eval()
     with torch.no_grad():  # the released checkpoints' values, not init noise
