@@ -129,3 +129,41 @@ def test_hub_name_offline_is_a_clear_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ExportError, match=r"cannot download the OpenCLIP checkpoint 'laion/"):
         export_model("ViT-B-32/laion2b_s34b_b79k", tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("variant", "custom_text"),
+    [({"quick_gelu": True}, False), ({}, True)],
+    ids=["quick_gelu", "custom_text"],
+)
+def test_conversion_equals_open_clip_variants(tmp_path, variant, custom_text) -> None:
+    """QuickGELU checkpoints (OpenAI weights in OpenCLIP form) and the CustomTextCLIP
+    layout (text tower under `text.`) map onto CLIPModel exactly (PyTorch level)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from cliprt.export.families import openclip
+    from tests.families.openclip_reference import open_clip_modules
+
+    model_mod, _ = open_clip_modules()
+    cfg = {**json.loads(json.dumps(openclip.RANDOM_ARCHS["tiny"])), **variant}
+    torch.manual_seed(1)
+    cls = model_mod.CustomTextCLIP if custom_text else model_mod.CLIP
+    ref = cls(**cfg).eval()
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    save_file(
+        {k: v.contiguous() for k, v in ref.state_dict().items()},
+        str(folder / "open_clip_model.safetensors"),
+    )
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
+    ckpt = openclip.load(folder, "variant", tmp_path)
+    px = torch.randn(3, 3, 64, 64)
+    ids = torch.zeros(2, 77, dtype=torch.int64)  # open_clip runs at the full context
+    ids[:, :7] = torch.tensor([49406, 320, 1125, 539, 320, 2368, 49407])
+    mask = (ids != 0).long()
+    with torch.inference_mode():
+        want_img = ref.encode_image(px).numpy()
+        want_txt = ref.encode_text(ids).numpy()
+    assert np.abs(ckpt.image_embeds(px.numpy()) - want_img).max() < 1e-5
+    assert np.abs(ckpt.text_embeds(ids.numpy(), mask.numpy()) - want_txt).max() < 1e-5
