@@ -33,8 +33,11 @@ if TYPE_CHECKING:
 TOKENIZER_FILE = "tokenizer.json"
 PREPROCESSOR_FILE = "preprocessor_config.json"
 DEFAULT_OPSET = 17
-# Under protobuf's 2 GiB message limit, with room for the graph itself.
-EXTERNAL_DATA_BYTES = 1_800_000_000
+# Under protobuf's 2 GiB message limit, and low enough that a ViT-H text tower (1.4 GB)
+# takes the external-data path too: its optimizer reads the weights lazily
+# (optimize._optimize_lazily), where a whole in-memory graph is held about twice, which
+# got a full-depth ViT-H export killed on a 24 GB box shared with other jobs.
+EXTERNAL_DATA_BYTES = 1_000_000_000
 
 
 def parse_precisions(precisions: str | Iterable[str]) -> tuple[str, ...]:
@@ -105,8 +108,9 @@ def export_model(
         progress: called with one line per finished stage (with its seconds).
         external_data_bytes: a tower whose exported graph is larger than this (bytes)
             keeps its weights in one external data file beside its .onnx (every variant
-            of it too), listed with its sha256 in the manifest. The default stays under
-            protobuf's 2 GB limit; tests lower it to exercise the path.
+            of it too), listed with its sha256 in the manifest. The default (1 GB) stays
+            under protobuf's 2 GB limit and bounds the optimizer's memory; tests lower
+            it to exercise the path.
 
     Returns:
         The model folder.
