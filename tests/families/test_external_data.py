@@ -67,7 +67,7 @@ def test_a_data_file_the_manifest_does_not_list_is_refused(external_model, tmp_p
     manifest = json.loads(path.read_text())
     manifest["towers"]["text"]["int8"]["data_files"] = []
     path.write_text(json.dumps(manifest))
-    with pytest.raises(ModelFolderError, match=r"reads external data \['text.int8.onnx.data'\]"):
+    with pytest.raises(ModelFolderError, match=r"external data \['text.int8.onnx.data'\]"):
         cliprt.load(folder, precision="int8", device="cpu")
 
 
@@ -80,5 +80,5 @@ def test_a_data_file_outside_the_folder_is_refused(external_model, tmp_path) -> 
     manifest = json.loads(path.read_text())
     manifest["towers"]["text"]["fp32"]["data_files"][0]["file"] = "../elsewhere.data"
     path.write_text(json.dumps(manifest))
-    with pytest.raises(ModelFolderError, match="outside the model folder"):
+    with pytest.raises(ModelFolderError, match=r"'\.\./elsewhere\.data'"):
         cliprt.load(folder, precision="fp32", device="cpu")
