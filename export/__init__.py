@@ -1,4 +1,5 @@
-"""cliprt.export: a CLIP checkpoint -> a validated model folder of ONNX towers.
+"""cliprt.export: a CLIP, OpenCLIP or SigLIP checkpoint -> a validated model folder of
+ONNX towers (one module per family in cliprt.export.families, one shared pipeline).
 
 Needs the `export` extra (torch, transformers, optimum-onnx, onnx).
 

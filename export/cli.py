@@ -12,6 +12,10 @@ examples:
   cliprt export ./my-clip-checkpoint models/mine --precision fp32,int8
   cliprt export random:ViT-B-32 /tmp/vitb32 --force
   cliprt export random:tiny /tmp/tiny --gate int8.min_cosine=0.98
+  cliprt export hf-hub:laion/CLIP-ViT-H-14-laion2B-s32B-b79K models/vith14
+  cliprt export ./open_clip_folder models/openclip      # open_clip_config.json + weights
+  cliprt export google/siglip-base-patch16-224 models/siglip
+  cliprt export random:siglip2-base-patch16-224 /tmp/siglip2 --force
 """
 
 
@@ -19,14 +23,18 @@ def register(subparsers: Any) -> None:
     """Adds the `export` subcommand."""
     p = subparsers.add_parser(
         "export",
-        help="export a CLIP checkpoint to a validated ONNX model folder",
-        description="Export a CLIP checkpoint (a HF folder, a hub id, or random:ViT-B-32 | "
-        "random:ViT-B-16 | random:ViT-L-14 | random:tiny) to a cliprt model folder: "
-        "fused ONNX towers in fp32/fp16/int8, each validated against PyTorch.",
+        help="export a CLIP, OpenCLIP or SigLIP checkpoint to a validated ONNX model folder",
+        description="Export a checkpoint (a transformers CLIP or SigLIP folder or hub id, an "
+        "OpenCLIP folder, hf-hub:ORG/NAME or ARCH/pretrained_tag, or random:NAME such as "
+        "random:ViT-B-32, random:openclip-ViT-H-14, random:siglip-base-patch16-224) to a "
+        "cliprt model folder: fused ONNX towers in fp32/fp16/int8, each validated against "
+        "the family's PyTorch model.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("source", metavar="SRC", help="checkpoint folder, hub id or random:ARCH")
+    p.add_argument(
+        "source", metavar="SRC", help="checkpoint folder, hub id, OpenCLIP name or random:NAME"
+    )
     p.add_argument("out", metavar="OUT", help="model folder to create")
     p.add_argument(
         "--precision",

@@ -62,8 +62,11 @@ class Int8Options:
         return d
 
 
-def quantize_int8(src: str | Path, dst: str | Path, options: Int8Options) -> Path:
-    """Dynamically quantizes `src` (fp32 .onnx) to `dst` with QInt8 weights."""
+def quantize_int8(
+    src: str | Path, dst: str | Path, options: Int8Options, *, external_data: bool = False
+) -> Path:
+    """Dynamically quantizes `src` (fp32 .onnx) to `dst` with QInt8 weights; with
+    external_data the weights go to one data file beside `dst`."""
     exclude = list(options.exclude_nodes)
     if options.keep_projection:
         exclude += projection_nodes(src)
@@ -73,13 +76,19 @@ def quantize_int8(src: str | Path, dst: str | Path, options: Int8Options) -> Pat
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        _quantize(src, dst, options, exclude)
+        _quantize(src, dst, options, exclude, external_data)
     finally:
         root.setLevel(level)
     return Path(dst)
 
 
-def _quantize(src: str | Path, dst: str | Path, options: Int8Options, exclude: list[str]) -> None:
+def _quantize(
+    src: str | Path,
+    dst: str | Path,
+    options: Int8Options,
+    exclude: list[str],
+    external_data: bool = False,
+) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -91,6 +100,7 @@ def _quantize(src: str | Path, dst: str | Path, options: Int8Options, exclude: l
         weight_type=QuantType.QInt8,
         op_types_to_quantize=list(options.op_types),
         nodes_to_exclude=exclude,
+        use_external_data_format=external_data,
         # Shape inference cannot type the outputs of com.microsoft ops (the fused
         # Attention); every float tensor here is fp32.
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},

@@ -55,18 +55,36 @@ def _onnx_configs() -> tuple[type, type]:
     return VisionTowerOnnxConfig, TextTowerOnnxConfig
 
 
-def export_tower(tower: Any, kind: str, path: str | Path, *, opset: int) -> Path:
-    """Exports one tower (a CLIP*WithProjection module) to an fp32 ONNX file.
+def onnx_bytes(folder: str | Path) -> int:
+    """Bytes of everything an export wrote into `folder` (graph plus external data)."""
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
+
+
+def export_tower(
+    tower: Any,
+    kind: str,
+    path: str | Path,
+    *,
+    opset: int,
+    exporter: str = "optimum-clip",
+    ckpt: Any = None,
+) -> Path:
+    """Exports one tower to an fp32 ONNX file (external data beside it when large).
 
     Args:
-        tower: towers.Towers.vision or .text.
+        tower: a Checkpoint's .vision or .text.
         kind: "vision" or "text".
-        path: the .onnx file to write.
+        path: the .onnx file to write, alone in its folder.
         opset: the ONNX opset, e.g. 17.
+        exporter: "optimum-clip" (CLIP*WithProjection modules through optimum's
+            OnnxConfigs) or "torch" (any module, torch.onnx.export with dynamo=False).
+        ckpt: the Checkpoint, for the "torch" exporter's example input shapes.
 
     Raises:
         ExportError: torch.onnx.export failed.
     """
+    if exporter == "torch":
+        return _export_plain(tower, kind, Path(path), opset=opset, ckpt=ckpt)
     from optimum.exporters.onnx.convert import export_pytorch
 
     vision_cfg, text_cfg = _onnx_configs()
@@ -79,6 +97,38 @@ def export_tower(tower: Any, kind: str, path: str | Path, *, opset: int) -> Path
             # the aten::index note on the first-EOS gather (its indices are never negative).
             warnings.simplefilter("ignore")
             export_pytorch(tower, onnx_config, opset, path, device="cpu")
+    except Exception as exc:  # torch raises many unrelated types; all mean the same here
+        raise ExportError(f"torch.onnx.export of the {kind} tower failed: {exc}") from exc
+    return path
+
+
+def _export_plain(tower: Any, kind: str, path: Path, *, opset: int, ckpt: Any) -> Path:
+    # The TorchScript exporter (dynamo=False) for the same reason as optimum's: its
+    # graphs are the ones onnxruntime's fusions know. Only the batch is dynamic: the
+    # image size is fixed by the position embeddings and SigLIP's text by its padding.
+    import torch
+
+    if kind == "vision":
+        example = torch.zeros(2, 3, ckpt.image_size, ckpt.image_size)
+        names = (VISION_INPUT, VISION_OUTPUT)
+    else:
+        example = torch.full((2, ckpt.context_length), ckpt.pad_id, dtype=torch.int64)
+        example[:, 0] = ckpt.bos_id
+        names = (TEXT_INPUT, TEXT_OUTPUT)
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                tower,
+                (example,),
+                str(path),
+                input_names=[names[0]],
+                output_names=[names[1]],
+                dynamic_axes={names[0]: {0: "batch_size"}, names[1]: {0: "batch_size"}},
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
     except Exception as exc:  # torch raises many unrelated types; all mean the same here
         raise ExportError(f"torch.onnx.export of the {kind} tower failed: {exc}") from exc
     return path

@@ -4,7 +4,9 @@ attention into one Attention op, LayerNorm/SkipLayerNorm and QuickGelu."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
+from typing import Any
 
 from cliprt.errors import ExportError
 
@@ -17,20 +19,30 @@ def optimize_tower(
     hidden_size: int,
     num_layers: int,
     kind: str,
-) -> dict[str, int]:
+    model_type: str = "clip",
+    strict: bool = True,
+    external_data: bool = False,
+) -> tuple[dict[str, int], bool]:
     """Fuses `src` into `dst` and checks that attention was fused in every layer.
 
     Args:
         src, dst: input and output .onnx files.
         num_heads, hidden_size, num_layers: of this tower's encoder (from the config).
         kind: "vision" or "text", for messages.
+        model_type: onnxruntime's optimizer model type ("clip").
+        strict: require Attention in every layer (CLIP, OpenCLIP); when False (a
+            family whose attention onnxruntime has no pattern for) the count is only
+            recorded.
+        external_data: write the weights to `dst`.data (one file) beside `dst`.
 
     Returns:
-        get_fused_operator_statistics(): fused op name -> count.
+        (get_fused_operator_statistics(): fused op name -> count, whether every layer's
+        attention was fused).
 
     Raises:
-        ExportError: the Attention count is not `num_layers` (an unfused layer would be
-            several times slower, and is a sign the graph is not the expected one).
+        ExportError: strict, and the Attention count is not `num_layers` (an unfused
+            layer would be several times slower, and is a sign the graph is not the
+            expected one).
     """
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -39,20 +51,49 @@ def optimize_tower(
     # CUDA); the runtime applies them at session creation with ORT_ENABLE_ALL.
     # use_gpu=False keeps the fused graph portable across providers.
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
-    model = optimize_model(
-        str(src),
-        model_type="clip",
-        num_heads=num_heads,
-        hidden_size=hidden_size,
-        opt_level=0,
-        use_gpu=False,
-    )
+    options = {
+        "model_type": model_type,
+        "num_heads": num_heads,
+        "hidden_size": hidden_size,
+        "opt_level": 0,
+        "use_gpu": False,
+    }
+    if external_data:
+        model = _optimize_lazily(Path(src), options)
+    else:
+        model = optimize_model(str(src), **options)
     stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items()}
-    if stats.get("Attention", 0) != num_layers:
+    all_fused = stats.get("Attention", 0) == num_layers
+    if strict and not all_fused:
         raise ExportError(
             f"the {kind} tower has {num_layers} layers but onnxruntime fused attention in "
             f"{stats.get('Attention', 0)} (fused ops: {stats}); the exported graph is not "
             "the expected eager-attention CLIP graph (was it exported with SDPA?)"
         )
-    model.save_model_to_file(str(dst))
-    return stats
+    model.save_model_to_file(str(dst), use_external_data_format=external_data)
+    return stats, all_fused
+
+
+def _optimize_lazily(src: Path, options: dict) -> Any:
+    """Fuses a large tower without holding its weights twice.
+
+    Loaded whole, a 2.5 GB tower is copied again by symbolic shape inference (and a
+    graph over 2 GB cannot be serialized for onnx's shape inference at all). Loaded
+    without its external data, the graph is small: shape inference runs on it, and the
+    fusions read only the weights they merge (q/k/v), lazily, by their relative
+    location; the rest is pulled in once before saving. onnx resolves those locations
+    against the working directory, hence the chdir (the export is one thread).
+    """
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    proto = onnx.load(str(src), load_external_data=False)
+    previous = os.getcwd()
+    os.chdir(src.parent)
+    try:
+        model = optimize_model(proto, **options)
+        load_external_data_for_model(model.model, ".")
+    finally:
+        os.chdir(previous)
+    return model

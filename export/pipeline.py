@@ -7,10 +7,10 @@ atomic rename to OUT.
 
 from __future__ import annotations
 
-import math
+import gc
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,11 +21,11 @@ from cliprt.manifest import (
     PRECISIONS,
     Manifest,
     Parity,
-    Preprocessing,
     Variant,
     file_entry,
     write_manifest,
 )
+from cliprt.runtime.onnx_external import external_data_locations
 
 if TYPE_CHECKING:
     from cliprt.export.int8 import Int8Options
@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 TOKENIZER_FILE = "tokenizer.json"
 PREPROCESSOR_FILE = "preprocessor_config.json"
 DEFAULT_OPSET = 17
+# Under protobuf's 2 GiB message limit, and low enough that a ViT-H text tower (1.4 GB)
+# takes the external-data path too: its optimizer reads the weights lazily
+# (optimize._optimize_lazily), where a whole in-memory graph is held about twice, which
+# got a full-depth ViT-H export killed on a 24 GB box shared with other jobs.
+EXTERNAL_DATA_BYTES = 1_000_000_000
 
 
 def parse_precisions(precisions: str | Iterable[str]) -> tuple[str, ...]:
@@ -84,12 +89,15 @@ def export_model(
     gates: Mapping[str, Any] | None = None,
     int8: Int8Options | None = None,
     progress: Callable[[str], None] | None = None,
+    external_data_bytes: int = EXTERNAL_DATA_BYTES,
 ) -> Path:
-    """Exports a CLIP checkpoint to a validated cliprt model folder.
+    """Exports a CLIP, OpenCLIP or SigLIP checkpoint to a validated cliprt model folder.
 
     Args:
-        source: a local HF CLIP checkpoint folder, a hub id, or random:ViT-B-32 /
-            random:ViT-B-16 / random:ViT-L-14 / random:tiny.
+        source: a local checkpoint folder (transformers CLIPModel or SiglipModel, or
+            OpenCLIP's open_clip_config.json + weights), a hub id, an OpenCLIP name
+            (hf-hub:ORG/NAME or ARCH/pretrained_tag), or random:NAME (see
+            random_checkpoints.all_random_archs()).
         out: the model folder to create. Written beside, renamed in at the end.
         precisions: any of "fp32", "fp16", "int8" (iterable or comma-separated).
         opset: ONNX opset of the exported graphs.
@@ -98,6 +106,11 @@ def export_model(
             recorded in the manifest and reported through `progress`.
         int8: an int8.Int8Options (per channel, reduce_range, excluded nodes).
         progress: called with one line per finished stage (with its seconds).
+        external_data_bytes: a tower whose exported graph is larger than this (bytes)
+            keeps its weights in one external data file beside its .onnx (every variant
+            of it too), listed with its sha256 in the manifest. The default (1 GB) stays
+            under protobuf's 2 GB limit and bounds the optimizer's memory; tests lower
+            it to exercise the path.
 
     Returns:
         The model folder.
@@ -128,7 +141,16 @@ def export_model(
         work = staging / ".work"
         work.mkdir()
         manifest = _build(
-            source, staging, work, st, wanted, opset, gate_map, gate_overrides, int8_options
+            source,
+            staging,
+            work,
+            st,
+            wanted,
+            opset,
+            gate_map,
+            gate_overrides,
+            int8_options,
+            external_data_bytes,
         )
         shutil.rmtree(work)
         write_manifest(staging, manifest)
@@ -148,10 +170,12 @@ def _build(
     gate_map: dict[str, Any],
     gate_overrides: dict[str, Any],
     int8_options: Any,
+    external_data_bytes: int,
 ) -> Manifest:
     from cliprt.export import fp16 as fp16_mod
     from cliprt.export import int8 as int8_mod
     from cliprt.export.device_probes import record_probes
+    from cliprt.export.families import family_module
     from cliprt.export.int8_embedding import quantize_token_embeddings
     from cliprt.export.onnx_graph import (
         TEXT_INPUT,
@@ -159,54 +183,90 @@ def _build(
         VISION_INPUT,
         VISION_OUTPUT,
         export_tower,
+        onnx_bytes,
     )
     from cliprt.export.optimize import optimize_tower
     from cliprt.export.source import resolve_source
-    from cliprt.export.towers import load_towers
-    from cliprt.export.validate import build_probes, check_gate, measure
+    from cliprt.export.validate import (
+        build_probes,
+        check_gate,
+        check_preprocessing,
+        check_tokenizer,
+        measure,
+    )
 
     with st.stage("resolve source") as note:
         src = resolve_source(source, work)
-        note.append(f"{src.kind} {src.folder}")
+        note.append(f"{src.family}, {src.kind} {src.folder}")
 
     with st.stage("load checkpoint") as note:
-        tokenizer, processor = _load_tokenizer_and_processor(src.folder, source)
-        bos_id, eos_id, pad_id = _special_ids(tokenizer, source)
-        towers = load_towers(src.folder, eos_id=eos_id)
-        config = towers.model.config
-        vc, tc = config.vision_config, config.text_config
-        n_params = sum(p.numel() for p in towers.model.parameters())
-        note.append(f"{n_params / 1e6:.1f}M parameters")
+        ckpt = family_module(src.family).load(src.folder, source, work)
+        note.append(f"{ckpt.n_params / 1e6:.1f}M parameters")
 
-    layers = {"vision": vc.num_hidden_layers, "text": tc.num_hidden_layers}
-    io = {"vision": (VISION_INPUT, VISION_OUTPUT), "text": (TEXT_INPUT, TEXT_OUTPUT)}
-    fused: dict[str, dict[str, int]] = {}
-    fp32_paths: dict[str, Path] = {}
-    for kind, tower, cfg in (("vision", towers.vision, vc), ("text", towers.text, tc)):
-        raw = work / f"{kind}.raw.onnx"
-        with st.stage(f"{kind}: torch -> onnx"):
-            export_tower(tower, kind, raw, opset=opset)
-        # The optimized fp32 graph is the fp32 variant and the base of the others.
-        dst = (staging if "fp32" in wanted else work) / f"{kind}.fp32.onnx"
-        with st.stage(f"{kind}: optimize") as note:
-            fused[kind] = optimize_tower(
-                raw,
-                dst,
-                num_heads=cfg.num_attention_heads,
-                hidden_size=cfg.hidden_size,
-                num_layers=layers[kind],
-                kind=kind,
-            )
-            note.append(", ".join(f"{k} {v}" for k, v in fused[kind].items() if v))
-        fp32_paths[kind] = dst
-
+    # Reference embeddings first: the PyTorch model is then freed as soon as both
+    # towers are traced, so that the ONNX optimizer and the variants of a large tower
+    # (ViT-H: 2.5 GB of fp32 weights) never share memory with it.
     with st.stage("reference embeddings (PyTorch)") as note:
-        probes = build_probes(towers, processor, tokenizer, tc.max_position_embeddings)
+        probes = build_probes(ckpt)
         note.append(f"{len(probes.pixel_values)} images, {len(probes.input_ids)} texts")
         # Recorded in the manifest for `cliprt verify` on the device (runtime.probes).
-        device_probes = record_probes(towers, processor, tokenizer, tc.max_position_embeddings)
-    logit_scale = float(math.exp(float(towers.model.logit_scale.detach())))
-    del towers  # free the PyTorch weights before quantization (ViT-L is large)
+        device_probes = record_probes(ckpt)
+    with st.stage("tokenizer and preprocessing parity") as note:
+        shutil.copyfile(ckpt.tokenizer_json, staging / TOKENIZER_FILE)
+        shutil.copyfile(ckpt.preprocessor_json, staging / Path(ckpt.preprocessor_json).name)
+        tokenizer_check = check_tokenizer(ckpt, staging / TOKENIZER_FILE)
+        preprocessing_check = check_preprocessing(ckpt)
+        note.append(
+            f"{tokenizer_check['texts']} texts equal; pixel max abs diff "
+            f"{preprocessing_check['max_abs_diff']:.2e}"
+        )
+
+    io = {"vision": (VISION_INPUT, VISION_OUTPUT), "text": (TEXT_INPUT, TEXT_OUTPUT)}
+    external: dict[str, bool] = {}
+    raw_paths: dict[str, Path] = {}
+    for kind, tower in (("vision", ckpt.vision), ("text", ckpt.text)):
+        raw_dir = work / f"{kind}-raw"
+        raw_dir.mkdir()
+        raw_paths[kind] = raw_dir / f"{kind}.raw.onnx"
+        with st.stage(f"{kind}: torch -> onnx") as note:
+            export_tower(
+                tower, kind, raw_paths[kind], opset=opset, exporter=ckpt.exporter, ckpt=ckpt
+            )
+            size = onnx_bytes(raw_dir)
+            # Past the threshold (2 GB protobuf limit by default) the tower's weights go
+            # to one external data file beside its .onnx, listed in the manifest.
+            external[kind] = size > external_data_bytes
+            note.append(f"{size / 1e6:.0f} MB" + (", external data" if external[kind] else ""))
+
+    arches = {"vision": ckpt.vision_arch, "text": ckpt.text_arch}
+    strict, model_type = ckpt.strict_fusion, ckpt.optimizer_model_type
+    family, label = ckpt.family, src.label
+    manifest_facts = _facts(ckpt)
+    del ckpt, tower
+    gc.collect()
+
+    fused: dict[str, dict[str, int]] = {}
+    attention_fused: dict[str, bool] = {}
+    fp32_paths: dict[str, Path] = {}
+    for kind in ("vision", "text"):
+        # The optimized fp32 graph is the fp32 variant and the base of the others.
+        dst = (staging if "fp32" in wanted else work) / f"{kind}.fp32.onnx"
+        arch = arches[kind]
+        with st.stage(f"{kind}: optimize") as note:
+            fused[kind], attention_fused[kind] = optimize_tower(
+                raw_paths[kind],
+                dst,
+                num_heads=arch.heads,
+                hidden_size=arch.hidden_size,
+                num_layers=arch.layers,
+                kind=kind,
+                model_type=model_type,
+                strict=strict,
+                external_data=external[kind],
+            )
+            note.append(", ".join(f"{k} {v}" for k, v in fused[kind].items() if v))
+        shutil.rmtree(raw_paths[kind].parent)
+        fp32_paths[kind] = dst
 
     towers_out: dict[str, dict[str, Variant]] = {"vision": {}, "text": {}}
     embedding_quant: list = []
@@ -219,11 +279,14 @@ def _build(
             dst = staging / f"{kind}.{precision}.onnx"
             with st.stage(f"{kind}: {precision}"):
                 if precision == "fp16":
-                    fp16_mod.convert_fp16(fp32_paths[kind], dst)
+                    fp16_mod.convert_fp16(fp32_paths[kind], dst, external_data=external[kind])
                 else:
-                    int8_mod.quantize_int8(fp32_paths[kind], dst, int8_options)
-                    # The token-embedding table too (int8 rows): see int8_embedding.
-                    embedding_quant += quantize_token_embeddings(dst)
+                    int8_mod.quantize_int8(
+                        fp32_paths[kind], dst, int8_options, external_data=external[kind]
+                    )
+                    if not external[kind]:
+                        # The token-embedding table too (int8 rows): see int8_embedding.
+                        embedding_quant += quantize_token_embeddings(dst)
             paths[kind] = dst
         parities: dict[str, Parity] = {}
         with st.stage(f"validate {precision}") as note:
@@ -245,60 +308,36 @@ def _build(
                 output_name=io[kind][1],
                 fused_ops=fused[kind],
                 parity=parities[kind],
+                data_files=tuple(
+                    file_entry(staging, name) for name in external_data_locations(paths[kind])
+                ),
+                attention_fused=attention_fused[kind],
             )
 
-    with st.stage("tokenizer and preprocessor files"):
-        tok_src = src.folder / TOKENIZER_FILE
-        if tok_src.is_file():
-            shutil.copyfile(tok_src, staging / TOKENIZER_FILE)
-        else:  # only vocab.json + merges.txt: the fast tokenizer converts them
-            tokenizer.backend_tokenizer.save(str(staging / TOKENIZER_FILE))
-        shutil.copyfile(src.folder / PREPROCESSOR_FILE, staging / PREPROCESSOR_FILE)
-        preprocessing = _preprocessing(processor, source)
-
+    preprocessor_name = manifest_facts.pop("preprocessor_name")
     return Manifest(
         format_version=FORMAT_VERSION,
         cliprt_version=_cliprt_version(),
-        source=src.label,
-        embed_dim=int(config.projection_dim),
-        image_size=int(vc.image_size),
-        context_length=int(tc.max_position_embeddings),
-        logit_scale=logit_scale,
-        bos_id=bos_id,
-        eos_id=eos_id,
-        pad_id=pad_id,
+        source=label,
         tokenizer=file_entry(staging, TOKENIZER_FILE),
-        preprocessor=file_entry(staging, PREPROCESSOR_FILE),
-        preprocessing=preprocessing,
+        preprocessor=file_entry(staging, preprocessor_name),
         towers=towers_out,
+        family=family,
+        **manifest_facts["manifest"],
+        arch=manifest_facts["arch"],
         probes=device_probes.to_dict(),
-        arch={
-            "projection_dim": int(config.projection_dim),
-            "vision": {
-                "layers": int(vc.num_hidden_layers),
-                "hidden_size": int(vc.hidden_size),
-                "heads": int(vc.num_attention_heads),
-                "patch_size": int(vc.patch_size),
-                "image_size": int(vc.image_size),
-            },
-            "text": {
-                "layers": int(tc.num_hidden_layers),
-                "hidden_size": int(tc.hidden_size),
-                "heads": int(tc.num_attention_heads),
-                "vocab_size": int(tc.vocab_size),
-                "context_length": int(tc.max_position_embeddings),
-            },
-            "parameters": int(n_params),
-        },
         export={
             # Tower outputs are the projected embeddings, not L2-normalised: the runtime
             # normalises (and keeps the norms available to whoever wants them).
             "normalized": False,
-            "text_pooling": "first eos_id in input_ids",
-            "text_inputs": "input_ids only; right padding (any pad id) after the EOS",
-            "exporter": "optimum-onnx export_pytorch -> torch.onnx.export(dynamo=False)",
+            **manifest_facts["export"],
             "opset": opset,
-            "optimizer": {"model_type": "clip", "opt_level": 0, "use_gpu": False},
+            "optimizer": {
+                "model_type": manifest_facts["optimizer_model_type"],
+                "opt_level": 0,
+                "use_gpu": False,
+            },
+            "external_data_bytes": external_data_bytes,
             "fp16": {"keep_io_types": True, "op_block_list": list(fp16_mod._FP32_OPS)}
             if "fp16" in wanted
             else None,
@@ -311,10 +350,59 @@ def _build(
             },
             "gate_overrides": gate_overrides,
             "probes": {"images": len(probes.pixel_values), "texts": len(probes.input_ids)},
+            "tokenizer_parity": tokenizer_check,
+            "preprocessing_parity": preprocessing_check,
             "timings_s": dict(st.timings),
             "versions": _versions(),
         },
     )
+
+
+def _facts(ckpt: Any) -> dict[str, Any]:
+    """What the manifest records of a loaded Checkpoint, taken before it is freed."""
+    staging_name = Path(ckpt.preprocessor_json).name
+    text_pooling = {
+        "clip": "first eos_id in input_ids",
+        "openclip": "first eos_id in input_ids (= open_clip's argmax: EOT has the top id)",
+        "siglip": "last position (prompts padded to context_length)",
+    }[ckpt.family]
+    return {
+        "preprocessor_name": staging_name,
+        "optimizer_model_type": ckpt.optimizer_model_type,
+        "manifest": {
+            "embed_dim": int(ckpt.embed_dim),
+            "image_size": int(ckpt.image_size),
+            "context_length": int(ckpt.context_length),
+            "logit_scale": float(ckpt.logit_scale),
+            "logit_bias": float(ckpt.logit_bias),
+            "scoring": ckpt.scoring,
+            "text_padding": ckpt.text_padding,
+            "padding_side": ckpt.padding_side,
+            "bos_id": int(ckpt.bos_id),
+            "eos_id": int(ckpt.eos_id),
+            "pad_id": int(ckpt.pad_id),
+            "preprocessing": ckpt.preprocessing,
+        },
+        "arch": {
+            "projection_dim": int(ckpt.embed_dim),
+            "vision": ckpt.vision_arch.to_dict(),
+            "text": ckpt.text_arch.to_dict(),
+            "parameters": int(ckpt.n_params),
+        },
+        "export": {
+            "text_pooling": text_pooling,
+            "text_inputs": "input_ids only; "
+            + (
+                f"every prompt padded to {ckpt.context_length} with pad_id ({ckpt.padding_side})"
+                if ckpt.text_padding == "max_length"
+                else "right padding (any pad id) after the EOS"
+            ),
+            "exporter": "optimum-onnx export_pytorch -> torch.onnx.export(dynamo=False)"
+            if ckpt.exporter == "optimum-clip"
+            else "torch.onnx.export(dynamo=False)",
+            "family_notes": {k: v for k, v in ckpt.notes.items()},
+        },
+    }
 
 
 def _make_readable(folder: Path) -> None:
@@ -327,66 +415,6 @@ def _make_readable(folder: Path) -> None:
     folder.chmod(0o777 & ~umask)
     for path in folder.iterdir():
         path.chmod(0o666 & ~umask)
-
-
-def _load_tokenizer_and_processor(folder: Path, label: str) -> tuple[Any, Any]:
-    from transformers import CLIPImageProcessor, CLIPTokenizerFast
-
-    try:
-        tokenizer = CLIPTokenizerFast.from_pretrained(str(folder))
-    except (OSError, ValueError, TypeError) as exc:
-        raise ExportError(
-            f"cannot load the tokenizer of {label!r}: {exc}; save a CLIP tokenizer next to "
-            "the weights (CLIPTokenizerFast.save_pretrained)"
-        ) from exc
-    try:
-        processor = CLIPImageProcessor.from_pretrained(str(folder))
-    except (OSError, ValueError, TypeError) as exc:
-        raise ExportError(
-            f"cannot load {PREPROCESSOR_FILE} of {label!r}: {exc}; save one with "
-            "CLIPImageProcessor.save_pretrained"
-        ) from exc
-    return tokenizer, processor
-
-
-def _special_ids(tokenizer: Any, label: str) -> tuple[int, int, int]:
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    if bos is None or eos is None:
-        raise ExportError(
-            f"the tokenizer of {label!r} has no BOS/EOS token (bos={bos}, eos={eos}); "
-            "a CLIP tokenizer has <|startoftext|> and <|endoftext|>"
-        )
-    pad = tokenizer.pad_token_id
-    return int(bos), int(eos), int(eos if pad is None else pad)
-
-
-def _preprocessing(processor: Any, label: str) -> Preprocessing:
-    size, crop = processor.size or {}, processor.crop_size or {}
-    if "shortest_edge" not in size:
-        raise ExportError(
-            f"{PREPROCESSOR_FILE} of {label!r} resizes to {size}; cliprt supports CLIP's "
-            "shortest-edge resize ({'shortest_edge': N}) only"
-        )
-    return Preprocessing(
-        resize_shortest_edge=int(size["shortest_edge"]),
-        crop_height=int(crop.get("height", size["shortest_edge"])),
-        crop_width=int(crop.get("width", size["shortest_edge"])),
-        resample=int(processor.resample),
-        do_resize=bool(processor.do_resize),
-        do_center_crop=bool(processor.do_center_crop),
-        do_rescale=bool(processor.do_rescale),
-        rescale_factor=float(processor.rescale_factor),
-        do_normalize=bool(processor.do_normalize),
-        image_mean=_per_channel(processor.image_mean),
-        image_std=_per_channel(processor.image_std),
-        do_convert_rgb=bool(getattr(processor, "do_convert_rgb", True)),
-    )
-
-
-def _per_channel(values: Sequence[float]) -> tuple[float, float, float]:
-    # One value per RGB channel, as the runtime's normalisation takes them.
-    r, g, b = (float(x) for x in values)
-    return r, g, b
 
 
 def _cliprt_version() -> str:

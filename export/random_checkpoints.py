@@ -64,10 +64,21 @@ def parse_random_source(source: str) -> str | None:
     if not source.startswith(RANDOM_PREFIX):
         return None
     arch = source[len(RANDOM_PREFIX) :]
-    if arch not in RANDOM_ARCHS:
-        known = ", ".join(RANDOM_PREFIX + a for a in RANDOM_ARCHS)
+    if arch not in all_random_archs():
+        known = ", ".join(RANDOM_PREFIX + a for a in all_random_archs())
         raise ExportError(f"unknown random architecture {source!r}; known: {known}")
     return arch
+
+
+def all_random_archs() -> list[str]:
+    """Every random:NAME of every family: CLIP's, then siglip-*, then openclip-*."""
+    from cliprt.export.families import openclip, siglip
+
+    return [
+        *RANDOM_ARCHS,
+        *siglip.RANDOM_ARCHS,
+        *(openclip.RANDOM_PREFIX + a for a in openclip.RANDOM_ARCHS),
+    ]
 
 
 def random_clip_config(arch: str) -> Any:
@@ -86,19 +97,27 @@ def build_random_checkpoint(arch: str, folder: str | Path, *, seed: int = 0) -> 
     """Saves a random-weight CLIP of `arch` as a complete HF checkpoint folder.
 
     Args:
-        arch: a key of RANDOM_ARCHS, e.g. "ViT-B-32" or "tiny".
+        arch: one of all_random_archs(), e.g. "ViT-B-32", "tiny",
+            "siglip-base-patch16-224" or "openclip-ViT-H-14".
         folder: where to write; created if missing.
         seed: torch seed of the weights, so the same call gives the same checkpoint.
 
     Returns:
         The folder.
     """
+    from cliprt.export.families import openclip, siglip
+
+    folder = Path(folder)
+    if arch in siglip.RANDOM_ARCHS:
+        return siglip.build_random(arch, folder, seed=seed)
+    if arch.startswith(openclip.RANDOM_PREFIX):
+        return openclip.build_random(arch[len(openclip.RANDOM_PREFIX) :], folder, seed=seed)
+
     import torch
     from transformers import CLIPImageProcessor, CLIPModel
 
     from cliprt.export.clip_vocab import save_clip_tokenizer
 
-    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = random_clip_config(arch)
     torch.manual_seed(seed)

@@ -39,8 +39,6 @@ def load_towers(folder: str | Path, *, eos_id: int) -> Towers:
     import torch
     from transformers import (
         CLIPModel,
-        CLIPTextModelWithProjection,
-        CLIPVisionModelWithProjection,
     )
 
     try:
@@ -50,6 +48,21 @@ def load_towers(folder: str | Path, *, eos_id: int) -> Towers:
         ).eval()
     except (OSError, ValueError, RuntimeError) as exc:
         raise ExportError(f"cannot load the CLIP weights in {str(folder)!r}: {exc}") from exc
+
+    return towers_from_model(model, eos_id=eos_id)
+
+
+def towers_from_model(model: Any, *, eos_id: int) -> Towers:
+    """Cuts a loaded CLIPModel (eval, eager attention) into its two projected towers,
+    sharing its weights.
+
+    Args:
+        model: a transformers CLIPModel.
+        eos_id: the tokenizer's end-of-text id; the text tower pools at its FIRST
+            occurrence in each row.
+    """
+    import torch
+    from transformers import CLIPTextModelWithProjection, CLIPVisionModelWithProjection
 
     # Pool at the first EOS whatever the config says. Checkpoints written before
     # transformers PR #24773 carry eos_token_id=2 and pool at argmax(input_ids) instead,

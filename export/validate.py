@@ -147,31 +147,89 @@ def l2_normalize(x: Any) -> Any:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def build_probes(towers: Any, image_processor: Any, tokenizer: Any, context_length: int) -> Probes:
-    """Preprocesses the probe images and texts as the runtime will, and embeds them with
-    the PyTorch model (text with its attention_mask: the ONNX tower gets ids only)."""
-    import numpy as np
-
-    from cliprt.export.towers import reference_image_embeds, reference_text_embeds
-
-    size = int(towers.model.config.vision_config.image_size)
-    pixel_values = image_processor(images=probe_images(size), return_tensors="np")[
-        "pixel_values"
-    ].astype(np.float32)
-    tok = tokenizer(
-        list(PROBE_TEXTS),
-        padding=True,
-        truncation=True,
-        max_length=context_length,
-        return_tensors="np",
-    )
-    input_ids = tok["input_ids"].astype(np.int64)
+def build_probes(ckpt: Any) -> Probes:
+    """Preprocesses the probe images and tokenizes the probe texts with the family's own
+    pipeline, and embeds them with its PyTorch model (text with its attention_mask where
+    the family uses one: the ONNX tower gets ids only)."""
+    pixel_values = ckpt.pixel_values(probe_images(int(ckpt.image_size)))
+    input_ids, mask = ckpt.tokenize(list(PROBE_TEXTS))
     return Probes(
         pixel_values=pixel_values,
-        image_ref=l2_normalize(reference_image_embeds(towers, pixel_values)),
+        image_ref=l2_normalize(ckpt.image_embeds(pixel_values)),
         input_ids=input_ids,
-        text_ref=l2_normalize(reference_text_embeds(towers, input_ids, tok["attention_mask"])),
+        text_ref=l2_normalize(ckpt.text_embeds(input_ids, mask)),
     )
+
+
+def check_tokenizer(ckpt: Any, tokenizer_json: str | Path) -> dict[str, Any]:
+    """Checks that the runtime's tokenizer (tokenizers on `tokenizer_json`, with the
+    manifest's padding) gives the family tokenizer's ids on the probe texts.
+
+    Raises:
+        ExportError: any difference, with the first differing text.
+    """
+    import numpy as np
+
+    from cliprt.runtime.tokenizer import ClipTokenizer
+
+    texts = [t for t in PROBE_TEXTS if t.strip()]  # the runtime refuses blank prompts
+    ref, mask = ckpt.tokenize(texts)
+    runtime = ClipTokenizer(
+        tokenizer_json,
+        context_length=ckpt.context_length,
+        pad_id=ckpt.pad_id,
+        padding=ckpt.text_padding,
+        padding_side=ckpt.padding_side,
+    )
+    got = runtime(texts)
+    # Where the family pads to the longest prompt its pad ids may differ from ours
+    # (they are never read: causal mask + EOS pooling); compare the real tokens.
+    same = got.shape == ref.shape and bool(
+        np.array_equal(np.where(mask == 1, ref, -1), np.where(mask == 1, got, -1))
+    )
+    if not same:
+        bad = next(
+            (
+                t
+                for i, t in enumerate(texts)
+                if got.shape != ref.shape
+                or not np.array_equal(got[i][mask[i] == 1], ref[i][mask[i] == 1])
+            ),
+            texts[0],
+        )
+        raise ExportError(
+            f"the runtime tokenizer disagrees with the {ckpt.family} tokenizer (first on "
+            f"{bad[:60]!r}); this checkpoint's tokenizer cannot be reproduced by tokenizers"
+        )
+    return {"texts": len(texts), "equal": True, "context_length": ckpt.context_length}
+
+
+def check_preprocessing(ckpt: Any, *, limit: float = 1e-6) -> dict[str, Any]:
+    """Checks the runtime's torch-free preprocessing against the family's processor on
+    the probe images (odd aspect ratios included).
+
+    Raises:
+        ExportError: a max abs difference of pixel values above `limit`.
+    """
+    import numpy as np
+
+    from cliprt.runtime.images import preprocess
+
+    images = probe_images(int(ckpt.image_size))
+    ref = ckpt.pixel_values(images)
+    got = np.stack([preprocess(im, ckpt.preprocessing) for im in images])
+    if got.shape != ref.shape:
+        raise ExportError(
+            f"the runtime preprocesses to {got.shape}, the {ckpt.family} processor to {ref.shape}"
+        )
+    diff = float(np.abs(got - ref).max())
+    if not diff <= limit:
+        raise ExportError(
+            f"the runtime's preprocessing differs from the {ckpt.family} processor by "
+            f"{diff:.3g} (> {limit:g}) in pixel values; this processor config is not "
+            "reproduced by cliprt"
+        )
+    return {"images": len(images), "max_abs_diff": diff}
 
 
 def cpu_session(path: str | Path) -> Any:

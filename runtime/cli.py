@@ -95,8 +95,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "classify",
         help="zero-shot classify images against label texts",
-        description="Print each image's labels with CLIP probabilities (softmax of "
-        "logit_scale x cosine), best first.",
+        description="Print each image's labels with the model family's probabilities, "
+        "best first: CLIP/OpenCLIP softmax of logit_scale x cosine over the labels; SigLIP "
+        "sigmoid(logit_scale x cosine + logit_bias) per label.",
         epilog=_EXAMPLES["classify"],
         formatter_class=raw,
     )

@@ -249,17 +249,26 @@ def resize_output_size(height: int, width: int, shortest_edge: int) -> tuple[int
     return new_h, new_w
 
 
-def _center_crop_box(height: int, width: int, crop_h: int, crop_w: int) -> tuple[int, int]:
+def _center_crop_box(
+    height: int, width: int, crop_h: int, crop_w: int, rounding: str = "floor"
+) -> tuple[int, int]:
+    if rounding == "round":
+        # torchvision's center_crop (OpenCLIP): Python's round(), half to even.
+        return round((height - crop_h) / 2.0), round((width - crop_w) / 2.0)
     return (height - crop_h) // 2, (width - crop_w) // 2
 
 
 def _resize_and_crop(im: Image.Image, pre: Preprocessing) -> np.ndarray:
     crop_h, crop_w = pre.crop_height, pre.crop_width
+    rounding = pre.crop_rounding
     if not pre.do_resize:
         arr = np.asarray(im)
-        return _center_crop(arr, crop_h, crop_w) if pre.do_center_crop else arr
-    new_h, new_w = resize_output_size(im.height, im.width, pre.resize_shortest_edge)
+        return _center_crop(arr, crop_h, crop_w, rounding) if pre.do_center_crop else arr
     resample = Image.Resampling(pre.resample)
+    if pre.resize_mode == "squash":
+        # SigLIP: straight to the tower's size whatever the aspect ratio, no crop.
+        return np.asarray(im.resize((crop_w, crop_h), resample=resample, reducing_gap=None))
+    new_h, new_w = resize_output_size(im.height, im.width, pre.resize_shortest_edge)
     if (
         pre.do_center_crop
         and new_h * new_w > MAX_EXACT_RESIZE_PIXELS
@@ -267,19 +276,20 @@ def _resize_and_crop(im: Image.Image, pre: Preprocessing) -> np.ndarray:
         and new_w >= crop_w
     ):
         # Resample only the crop's window (see MAX_EXACT_RESIZE_PIXELS).
-        top, left = _center_crop_box(new_h, new_w, crop_h, crop_w)
+        top, left = _center_crop_box(new_h, new_w, crop_h, crop_w, rounding)
         sy, sx = im.height / new_h, im.width / new_w
         box = (left * sx, top * sy, (left + crop_w) * sx, (top + crop_h) * sy)
         return np.asarray(im.resize((crop_w, crop_h), resample=resample, box=box))
     arr = np.asarray(im.resize((new_w, new_h), resample=resample, reducing_gap=None))
-    return _center_crop(arr, crop_h, crop_w) if pre.do_center_crop else arr
+    return _center_crop(arr, crop_h, crop_w, rounding) if pre.do_center_crop else arr
 
 
-def _center_crop(arr: np.ndarray, crop_h: int, crop_w: int) -> np.ndarray:
+def _center_crop(arr: np.ndarray, crop_h: int, crop_w: int, rounding: str = "floor") -> np.ndarray:
     # transformers' center_crop: floor offsets; an image smaller than the crop is
-    # zero-padded around its center (ceil of half the padding before it).
+    # zero-padded around its center (ceil of half the padding before it). After a
+    # shortest-edge resize to the crop size the image is never smaller than the crop.
     h, w = arr.shape[:2]
-    top, left = _center_crop_box(h, w, crop_h, crop_w)
+    top, left = _center_crop_box(h, w, crop_h, crop_w, rounding)
     if top >= 0 and left >= 0:
         return arr[top : top + crop_h, left : left + crop_w]
     new_h, new_w = max(crop_h, h), max(crop_w, w)
@@ -296,7 +306,9 @@ def preprocess(im: Image.Image, pre: Preprocessing) -> np.ndarray:
     if im.mode != "RGB":
         im = im.convert("RGB")
     arr = _resize_and_crop(im, pre)
-    if pre.do_rescale:
+    if pre.do_rescale and pre.rescale_mode == "divide":
+        x = arr.astype(np.float32) / np.float32(1.0 / pre.rescale_factor)  # ToTensor
+    elif pre.do_rescale:
         x = (arr.astype(np.float64) * pre.rescale_factor).astype(np.float32)
     else:
         x = arr.astype(np.float32)

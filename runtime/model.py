@@ -117,11 +117,20 @@ def _l2_normalize(x: np.ndarray) -> np.ndarray:
 
 
 def classify_embeddings(
-    image_embeds: np.ndarray, label_embeds: np.ndarray, logit_scale: float
+    image_embeds: np.ndarray,
+    label_embeds: np.ndarray,
+    logit_scale: float,
+    *,
+    scoring: str = "softmax",
+    logit_bias: float = 0.0,
 ) -> np.ndarray:
-    """CLIP's zero-shot probabilities from normalised embeddings: the softmax over labels
-    of logit_scale x cosine, in float64; float32 (n_images, n_labels)."""
+    """Zero-shot scores from normalised embeddings, in float64; float32 (n_images,
+    n_labels). scoring "softmax" (CLIP, OpenCLIP): the softmax over labels of
+    logit_scale x cosine; "sigmoid" (SigLIP): sigmoid(logit_scale x cosine + logit_bias)
+    per pair."""
     logits = logit_scale * (image_embeds @ label_embeds.T).astype(np.float64)
+    if scoring == "sigmoid":
+        return (1.0 / (1.0 + np.exp(-(logits + logit_bias)))).astype(np.float32)
     logits -= logits.max(axis=1, keepdims=True)
     p = np.exp(logits)
     return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -198,6 +207,8 @@ class ClipModel:
         self.providers = {"vision": vision.providers, "text": text.providers}
         self.embed_dim = manifest.embed_dim
         self.logit_scale = float(manifest.logit_scale)
+        self.logit_bias = float(manifest.logit_bias)
+        self.scoring = manifest.scoring
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cliprt-decode")
         self._closed = False
         self._fingerprint: ModelFingerprint | None = None
@@ -409,21 +420,33 @@ class ClipModel:
         *,
         batch_size: int = 32,
     ) -> np.ndarray:
-        """Zero-shot classification as in CLIP: softmax over labels of logit_scale x cosine.
+        """Zero-shot classification by the model family's own rule (manifest `scoring`).
+
+        - "softmax" (CLIP, OpenCLIP): softmax over the labels of logit_scale x cosine;
+          each row sums to 1.
+        - "sigmoid" (SigLIP, SigLIP 2): sigmoid(logit_scale x cosine + logit_bias) for
+          each image-label pair independently, as SigLIP was trained; rows do not sum to
+          1 (an image may match several labels, or none).
 
         Args:
             images: as for encode_images.
             labels: label prompts, e.g. ["a photo of a cat", "a photo of a dog"].
 
         Returns:
-            Probabilities float32 (n_images, n_labels); each row sums to 1.
+            Probabilities float32 (n_images, n_labels).
 
         Raises:
             InputError: no labels, a non-string or empty label, or a bad image.
         """
         labels = check_texts(labels, what="label")
         img = self.encode_images(images, batch_size=batch_size)
-        return classify_embeddings(img, self.encode_texts(labels), self.logit_scale)
+        return classify_embeddings(
+            img,
+            self.encode_texts(labels),
+            self.logit_scale,
+            scoring=self.scoring,
+            logit_bias=self.logit_bias,
+        )
 
     def build_index(
         self,
@@ -519,7 +542,10 @@ class ClipModel:
             b = _check_batch_size(b)
             # The shape encode_images feeds: the crop, not manifest.image_size.
             self.vision.run(np.zeros((b, 3, pre.crop_height, pre.crop_width), dtype=np.float32))
-            for length in sorted({8, self.manifest.context_length}):
+            lengths = {8, self.manifest.context_length}
+            if self.manifest.text_padding == "max_length":
+                lengths = {self.manifest.context_length}
+            for length in sorted(lengths):
                 ids = np.full((b, length), self.manifest.pad_id, dtype=np.int64)
                 ids[:, 0] = self.manifest.bos_id
                 self.text.run(ids)
@@ -538,7 +564,9 @@ def _tower_session(
 ) -> TowerSession:
     variant = manifest.towers[tower][prec]
     path = checked_path(folder, variant)
-    _refuse_external_data(path)
+    for data_file in variant.data_files:  # external data of towers over the threshold
+        checked_path(folder, data_file)
+    _refuse_external_data(path, declared=[d.file for d in variant.data_files])
     opts = (
         session_options
         if session_options is not None
@@ -679,6 +707,8 @@ def load(
         checked_path(folder, manifest.tokenizer),
         context_length=manifest.context_length,
         pad_id=manifest.pad_id,
+        padding=manifest.text_padding,
+        padding_side=manifest.padding_side,
     )
     _check_token_ids(tok, manifest, folder)
     cuda = cuda or CudaOptions()

@@ -1,4 +1,5 @@
-"""CLIP tokenization with `tokenizers` alone: ids identical to transformers'
+"""Tokenization with `tokenizers` alone (CLIP's BPE; SigLIP's SentencePiece converted to
+tokenizer.json at export): ids identical to transformers'
 CLIPTokenizerFast(texts, padding=True, truncation=True, max_length=context_length).
 
 A batch is padded to its longest prompt (not always to the context length) with the
@@ -26,9 +27,20 @@ class ClipTokenizer:
         path: the model folder's tokenizer.json (already verified by the caller).
         context_length: the text tower's maximum sequence length (77 for CLIP).
         pad_id: the id used for padding (49407, EOS, for OpenAI's checkpoints).
+        padding: "longest" (pad a batch to its longest prompt) or "max_length" (pad
+            every prompt to context_length, as SigLIP was trained).
+        padding_side: "right" or "left" (where the pad ids go).
     """
 
-    def __init__(self, path: str | Path, *, context_length: int, pad_id: int) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        context_length: int,
+        pad_id: int,
+        padding: str = "longest",
+        padding_side: str = "right",
+    ) -> None:
         try:
             tok = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
@@ -39,6 +51,8 @@ class ClipTokenizer:
         self.context_length = context_length
         self.pad_id = pad_id
         self.vocab_size = tok.get_vocab_size(with_added_tokens=True)
+        self.padding = padding
+        self.padding_side = padding_side
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """Token ids of a batch, int64 (n, longest), right-padded with pad_id.
@@ -49,9 +63,14 @@ class ClipTokenizer:
         texts = check_texts(texts)
         encodings = self._tok.encode_batch(list(texts), add_special_tokens=True)
         longest = max(len(e.ids) for e in encodings)
+        if self.padding == "max_length":
+            longest = self.context_length
         ids = np.full((len(texts), longest), self.pad_id, dtype=np.int64)
         for row, enc in zip(ids, encodings, strict=True):
-            row[: len(enc.ids)] = enc.ids
+            if self.padding_side == "left":
+                row[longest - len(enc.ids) :] = enc.ids
+            else:
+                row[: len(enc.ids)] = enc.ids
         return ids
 
 

@@ -67,3 +67,7 @@ class DeadlineExceeded(CliprtError, TimeoutError):
 
 class BatcherClosed(CliprtError):
     """A request came to a batcher that is closing or closed."""
+
+
+class UnsupportedCheckpointError(ExportError):
+    """A checkpoint of a family or architecture cliprt does not export."""

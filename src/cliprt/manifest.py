@@ -21,7 +21,10 @@ from typing import Any
 from cliprt.errors import ModelFolderError
 from cliprt.manifest_check import check_format_version, check_manifest_data
 
-FORMAT_VERSION = 1
+# 2 added: family, scoring, logit_bias, text_padding, the preprocessing variants
+# (resize_mode, crop_rounding, rescale_mode) and per-variant external data files. Every
+# field added in 2 has a default that reproduces what a version-1 folder meant.
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 TOWERS = ("vision", "text")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -61,6 +64,11 @@ class Variant:
     output_name: str
     fused_ops: dict[str, int] = field(default_factory=dict)
     parity: Parity | None = None
+    # ONNX external data files (towers over 2 GB), each checked like the .onnx file.
+    data_files: tuple[FileEntry, ...] = ()
+    # False where onnxruntime's optimizer cannot fuse this tower's attention (it then
+    # runs unfused, slower); the README's table says which families.
+    attention_fused: bool = True
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,16 @@ class Preprocessing:
     image_mean: tuple[float, float, float]
     image_std: tuple[float, float, float]
     do_convert_rgb: bool
+    # "shortest_edge": resize the short side to resize_shortest_edge, long side int()
+    # (transformers, torchvision); "squash": resize to crop_height x crop_width ignoring
+    # the aspect ratio (SigLIP, OpenCLIP resize_mode="squash").
+    resize_mode: str = "shortest_edge"
+    # Centre-crop offset: "floor" ((H - crop) // 2, transformers) or "round"
+    # (int(round((H - crop) / 2)), torchvision's CenterCrop as OpenCLIP uses it).
+    crop_rounding: str = "floor"
+    # "multiply": float64 x * rescale_factor then float32 (transformers); "divide":
+    # float32 x / 255 (torchvision's ToTensor).
+    rescale_mode: str = "multiply"
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,20 @@ class Manifest:
     # Device probes (cliprt.runtime.probes.ProbeRecord.to_dict): recipe, texts and the
     # PyTorch reference embeddings, for `cliprt verify`. Empty in older folders.
     probes: dict[str, Any] = field(default_factory=dict)
+    # The checkpoint family: "clip" (transformers CLIPModel), "openclip", "siglip".
+    family: str = "clip"
+    # How classify turns cosines into scores: "softmax" over labels of
+    # logit_scale * cos (CLIP, OpenCLIP) or "sigmoid" of logit_scale * cos + logit_bias
+    # per pair (SigLIP).
+    scoring: str = "softmax"
+    logit_bias: float = 0.0
+    # "longest": a batch is padded to its longest prompt (CLIP's causal mask makes the
+    # padding irrelevant); "max_length": every prompt is padded to context_length (SigLIP
+    # pools the last position and was trained that way).
+    text_padding: str = "longest"
+    # Where the pad ids go: "right" (CLIP, SigLIP) or "left" (Gemma's tokenizer, as the
+    # SigLIP 2 processor pads).
+    padding_side: str = "right"
 
     def precisions(self, tower: str) -> tuple[str, ...]:
         """Precisions present for `tower`, in PRECISIONS order."""
@@ -130,6 +162,7 @@ def manifest_from_dict(data: dict[str, Any], *, where: str = MANIFEST_NAME) -> M
     """
     check_format_version(data, where, FORMAT_VERSION)
     check_manifest_data(data, where, TOWERS, PRECISIONS)
+    _check_choices(data, where)
     try:
         towers = {
             tower: {
@@ -137,6 +170,9 @@ def manifest_from_dict(data: dict[str, Any], *, where: str = MANIFEST_NAME) -> M
                     **{
                         **_pick(Variant, v),
                         "parity": Parity(**_pick(Parity, v["parity"])) if v.get("parity") else None,
+                        "data_files": tuple(
+                            FileEntry(**_pick(FileEntry, d)) for d in v.get("data_files") or ()
+                        ),
                     }
                 )
                 for prec, v in data["towers"].get(tower, {}).items()
@@ -161,6 +197,29 @@ def manifest_from_dict(data: dict[str, Any], *, where: str = MANIFEST_NAME) -> M
         raise ModelFolderError(
             f"{where} is malformed ({type(exc).__name__}: {exc}); re-export the model"
         ) from exc
+
+
+# The values this reader knows for each enumerated field (a folder with another value
+# was written by a cliprt that knows more, whatever its format_version says).
+CHOICES = {
+    "scoring": ("softmax", "sigmoid"),
+    "text_padding": ("longest", "max_length"),
+    "padding_side": ("right", "left"),
+    "resize_mode": ("shortest_edge", "squash"),
+    "crop_rounding": ("floor", "round"),
+    "rescale_mode": ("multiply", "divide"),
+}
+
+
+def _check_choices(data: dict[str, Any], where: str) -> None:
+    pre = data.get("preprocessing") if isinstance(data.get("preprocessing"), dict) else {}
+    for key, known in CHOICES.items():
+        value = data.get(key, pre.get(key, known[0]))
+        if value not in known:
+            raise ModelFolderError(
+                f"{where}: {key} {value!r} is unknown to this cliprt (known: "
+                f"{', '.join(known)}); upgrade cliprt or re-export the model"
+            )
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> Manifest:

@@ -230,7 +230,9 @@ def create_app(
             batcher.aembed_images([x.data for x in req.images], timeout_ms=timeout_ms),
             batcher.aembed_texts(req.labels, timeout_ms=timeout_ms),
         )
-        probs = classify_embeddings(img, txt, model.logit_scale)
+        probs = classify_embeddings(
+            img, txt, model.logit_scale, scoring=model.scoring, logit_bias=model.logit_bias
+        )
         return {
             "object": "list",
             "labels": req.labels,
