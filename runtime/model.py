@@ -25,6 +25,8 @@ from PIL import Image
 
 from cliprt.errors import InputError, ModelFolderError, ProviderError
 from cliprt.manifest import TOWERS, Manifest, read_manifest, verified_path
+from cliprt.runtime.cpu import cpu_features
+from cliprt.runtime.cpu_choice import int8_session
 from cliprt.runtime.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DecodeOptions,
@@ -377,11 +379,12 @@ def _tower_session(
         if session_options is not None
         else make_session_options(threads=threads, spinning=spinning)
     )
-    if prec == "int8" and not manifest.export.get("int8", {}).get("reduce_range", True):
-        # 8-bit weights (reduce_range off, chosen on a VNNI exporter) overflow the u8s8
-        # instructions of x86 CPUs without VNNI; this makes onnxruntime widen them there
-        # and is a no-op on VNNI machines.
-        _set_config(opts, "session.x64quantprecision", "1")
+    if prec == "int8" and dev.kind == "cpu":
+        # Decided from the CPU this runs on, not the exporting one (see cpu_choice).
+        choice = int8_session(cpu_features(), manifest.export.get("int8"))
+        for key, value in choice.config.items():
+            _set_config(opts, key, value)
+        logger.info("%s tower int8: %s", tower, choice.reason)
     return TowerSession(
         verified_path(folder, variant),
         name=tower,
