@@ -26,7 +26,6 @@ from PIL import Image
 from cliprt.errors import InputError, ModelFolderError, ProviderError
 from cliprt.manifest import TOWERS, Manifest, read_manifest, verified_path
 from cliprt.runtime.cpu import cpu_features
-from cliprt.runtime.cpu_choice import int8_session
 from cliprt.runtime.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DecodeOptions,
@@ -34,13 +33,14 @@ from cliprt.runtime.images import (
     load_and_preprocess,
 )
 from cliprt.runtime.index import Index
+from cliprt.runtime.openvino_session import OpenVinoTowerSession, openvino_available
+from cliprt.runtime.precision import OPENVINO, PrecisionChoice, choose_precision
 from cliprt.runtime.progress import Progress
 from cliprt.runtime.providers import (
     CudaOptions,
     Device,
     default_threads,
     resolve_device,
-    resolve_precision,
 )
 from cliprt.runtime.providers import session_options as make_session_options
 from cliprt.runtime.sessions import TowerSession, _set_config
@@ -129,7 +129,10 @@ class ClipModel:
         folder: the model folder.
         manifest: its manifest.
         device: "cpu" or "cuda:N", as resolved.
-        precision: "fp32", "fp16" or "int8", as resolved.
+        precision: "fp32", "fp16", "int8" or "bf16", as resolved.
+        precision_reason: why this precision and backend were chosen (one sentence).
+        precision_hint: a faster path this machine lacks, with how to install it, or None.
+        backend: "onnxruntime" or "openvino".
         providers: the execution providers each tower's session really got.
         embed_dim: width D of the embeddings.
         logit_scale: the multiplier of cosine similarities before the softmax (CLIP's
@@ -142,8 +145,8 @@ class ClipModel:
         manifest: Manifest,
         device: Device,
         precision: str,
-        vision: TowerSession,
-        text: TowerSession,
+        vision: TowerSession | OpenVinoTowerSession,
+        text: TowerSession | OpenVinoTowerSession,
         tokenizer: ClipTokenizer,
         decode: DecodeOptions,
         workers: int,
@@ -152,6 +155,9 @@ class ClipModel:
         self.manifest = manifest
         self.device = str(device)
         self.precision = precision
+        self.precision_reason = ""
+        self.precision_hint: str | None = None
+        self.backend = "onnxruntime"
         self.vision = vision
         self.text = text
         self.tokenizer = tokenizer
@@ -366,25 +372,32 @@ def _tower_session(
     folder: Path,
     manifest: Manifest,
     tower: str,
-    prec: str,
+    choice: PrecisionChoice,
     dev: Device,
     threads: int | None,
     spinning: bool,
     session_options: ort.SessionOptions | None,
     cuda: CudaOptions,
-) -> TowerSession:
-    variant = manifest.towers[tower][prec]
+) -> TowerSession | OpenVinoTowerSession:
+    variant = manifest.towers[tower][choice.file]
+    if choice.backend == OPENVINO:
+        return OpenVinoTowerSession(
+            verified_path(folder, variant),
+            name=tower,
+            input_name=variant.input_name,
+            output_name=variant.output_name,
+            precision=choice.precision,
+            threads=threads or default_threads(),
+        )
     opts = (
         session_options
         if session_options is not None
         else make_session_options(threads=threads, spinning=spinning)
     )
-    if prec == "int8" and dev.kind == "cpu":
-        # Decided from the CPU this runs on, not the exporting one (see cpu_choice).
-        choice = int8_session(cpu_features(), manifest.export.get("int8"))
-        for key, value in choice.config.items():
-            _set_config(opts, key, value)
-        logger.info("%s tower int8: %s", tower, choice.reason)
+    # Per-CPU entries (int8 widening without VNNI, ARM64 bf16 fastmath), decided from
+    # the CPU this runs on, not the exporting one (see cpu_choice).
+    for key, value in choice.session_config.items():
+        _set_config(opts, key, value)
     return TowerSession(
         verified_path(folder, variant),
         name=tower,
@@ -417,8 +430,10 @@ def load(
     Args:
         model: a folder written by `cliprt export`, or the name of a shipped model
             ("shapes").
-        precision: "fp32", "fp16", "int8" or "auto" (CUDA -> fp16, CPU -> int8 when the
-            folder has it, else fp32).
+        precision: "fp32", "fp16", "int8", "bf16" or "auto": picked per machine (CUDA ->
+            fp16; a bf16 CPU with OpenVINO installed -> bf16; other CPUs -> int8 when the
+            folder has it, else fp32); see cliprt.runtime.precision and
+            ClipModel.precision_reason.
         device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when onnxruntime's CUDA provider
             is installed). CUDA without it is a ProviderError, never a CPU fallback.
         threads: onnxruntime intra-op threads per session (default: the CPUs available,
@@ -451,17 +466,24 @@ def load(
     )
     cuda = cuda or CudaOptions()
 
-    def sessions(dev: Device) -> tuple[str, dict[str, TowerSession]]:
-        prec = resolve_precision(precision, dev, manifest, str(folder))
-        return prec, {
+    def sessions(dev: Device) -> tuple[PrecisionChoice, dict[str, Any]]:
+        choice = choose_precision(
+            precision,
+            dev,
+            manifest,
+            str(folder),
+            cpu=cpu_features(),
+            openvino=openvino_available(),
+        )
+        return choice, {
             tower: _tower_session(
-                folder, manifest, tower, prec, dev, threads, spinning, session_options, cuda
+                folder, manifest, tower, choice, dev, threads, spinning, session_options, cuda
             )
             for tower in TOWERS
         }
 
     try:
-        prec, towers = sessions(dev)
+        choice, towers = sessions(dev)
     except ProviderError as exc:
         # "auto" may find the CUDA EP installed on a machine without a usable GPU; an
         # explicit "cuda" never falls back.
@@ -469,7 +491,8 @@ def load(
             raise
         logger.warning("device='auto': CUDA is installed but unusable (%s); using the CPU", exc)
         dev = Device("cpu")
-        prec, towers = sessions(dev)
+        choice, towers = sessions(dev)
+    prec = choice.precision
     clip = ClipModel(
         folder,
         manifest,
@@ -481,9 +504,19 @@ def load(
         DecodeOptions(exif_transpose=exif_transpose, max_image_pixels=max_image_pixels),
         workers=decode_workers or min(4, default_threads()),
     )
+    clip.backend = choice.backend
+    clip.precision_reason = choice.reason
+    clip.precision_hint = choice.hint
     logger.info(
-        "loaded %s: device=%s precision=%s providers=%s", folder, clip.device, prec, clip.providers
+        "loaded %s: device=%s precision=%s providers=%s (%s)",
+        folder,
+        clip.device,
+        prec,
+        clip.providers,
+        choice.reason,
     )
+    if choice.hint:
+        logger.warning("cliprt: a faster path exists here: %s", choice.hint)
     if warmup_batches:
         clip.warmup(warmup_batches)
     return clip

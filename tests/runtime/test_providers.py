@@ -66,8 +66,8 @@ def test_precision_rules(tiny_model_dir: Path) -> None:
     assert resolve_precision("fp32", cuda, m, "f") == "fp32"
     with pytest.raises(ProviderError, match="CUDA execution provider has no int8 kernels"):
         resolve_precision("int8", cuda, m, "f")
-    with pytest.raises(InputError, match="unknown precision 'bf16'"):
-        resolve_precision("bf16", cpu, m, "f")
+    with pytest.raises(InputError, match="unknown precision 'bf17'"):
+        resolve_precision("bf17", cpu, m, "f")
 
 
 def test_session_options_are_explicit() -> None:
