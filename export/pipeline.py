@@ -161,7 +161,7 @@ def _build(
     from cliprt.export.optimize import optimize_tower
     from cliprt.export.source import resolve_source
     from cliprt.export.towers import load_towers
-    from cliprt.export.validate import build_probes, check_gate, measure
+    from cliprt.export.validate import batch_drift, build_probes, check_gate, measure
 
     with st.stage("resolve source") as note:
         src = resolve_source(source, work)
@@ -180,6 +180,7 @@ def _build(
     io = {"vision": (VISION_INPUT, VISION_OUTPUT), "text": (TEXT_INPUT, TEXT_OUTPUT)}
     fused: dict[str, dict[str, int]] = {}
     fp32_paths: dict[str, Path] = {}
+    raw_paths: dict[str, Path] = {}
     for kind, tower, cfg in (("vision", towers.vision, vc), ("text", towers.text, tc)):
         raw = work / f"{kind}.raw.onnx"
         with st.stage(f"{kind}: torch -> onnx"):
@@ -197,14 +198,23 @@ def _build(
             )
             note.append(", ".join(f"{k} {v}" for k, v in fused[kind].items() if v))
         fp32_paths[kind] = dst
+        raw_paths[kind] = raw  # kept: the static int8 formulation quantizes before fusion
 
     with st.stage("reference embeddings (PyTorch)") as note:
         probes = build_probes(towers, processor, tokenizer, tc.max_position_embeddings)
         note.append(f"{len(probes.pixel_values)} images, {len(probes.input_ids)} texts")
+    calibration = None
+    if "int8" in wanted and int8_options.static:
+        from cliprt.export.calibration import calibration_arrays
+
+        with st.stage("int8 calibration inputs") as note:
+            calibration = calibration_arrays(processor, tokenizer, tc.max_position_embeddings)
+            note.append(", ".join(f"{k} {tuple(v.shape)}" for k, v in calibration.items()))
     logit_scale = float(math.exp(float(towers.model.logit_scale.detach())))
     del towers  # free the PyTorch weights before quantization (ViT-L is large)
 
     towers_out: dict[str, dict[str, Variant]] = {"vision": {}, "text": {}}
+    drift: dict[str, dict[str, float]] = {}
     for precision in wanted:
         paths: dict[str, Path] = {}
         for kind in ("vision", "text"):
@@ -216,7 +226,13 @@ def _build(
                 if precision == "fp16":
                     fp16_mod.convert_fp16(fp32_paths[kind], dst)
                 else:
-                    int8_mod.quantize_int8(fp32_paths[kind], dst, int8_options)
+                    int8_mod.quantize_int8(
+                        fp32_paths[kind],
+                        dst,
+                        int8_options,
+                        raw=raw_paths[kind],
+                        calibration=None if calibration is None else calibration[kind],
+                    )
             paths[kind] = dst
         parities: dict[str, Parity] = {}
         with st.stage(f"validate {precision}") as note:
@@ -227,6 +243,11 @@ def _build(
                     f"{kind} max abs diff {p.max_abs_diff:.2e}, min cosine {p.min_cosine:.6f}"
                 )
             check_gate(precision, parities, gate_map[precision])
+            if precision == "int8":
+                drift[precision] = {k: batch_drift(paths[k], k, probes) for k in paths}
+                note.append(
+                    "batch drift " + ", ".join(f"{k} {v:.1e}" for k, v in drift[precision].items())
+                )
         for kind in ("vision", "text"):
             entry = file_entry(staging, paths[kind].name)
             towers_out[kind][precision] = Variant(
@@ -294,7 +315,9 @@ def _build(
             "fp16": {"keep_io_types": True, "op_block_list": list(fp16_mod._FP32_OPS)}
             if "fp16" in wanted
             else None,
-            "int8": int8_options.to_dict() if "int8" in wanted else None,
+            "int8": {**int8_options.to_dict(), "batch_drift": drift.get("int8")}
+            if "int8" in wanted
+            else None,
             "gates": {
                 p: {"max_abs_diff": g.max_abs_diff, "min_cosine": g.min_cosine}
                 for p, g in gate_map.items()

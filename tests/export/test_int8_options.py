@@ -35,7 +35,38 @@ def test_keep_projection_leaves_the_projection_in_fp32(exported_tiny, tmp_path: 
 
     src = exported_tiny.folder / "text.fp32.onnx"
     (proj,) = projection_nodes(src)
-    dst = quantize_int8(src, tmp_path / "t.onnx", Int8Options(keep_projection=True))
+    options = Int8Options(formulation="dynamic", keep_projection=True)
+    dst = quantize_int8(src, tmp_path / "t.onnx", options)
     nodes = {n.name: n for n in onnx.load(str(dst)).graph.node}
     assert nodes[proj].op_type == "MatMul"
     assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in nodes.values())
+
+
+def test_dynamic_formulation_and_chained_passes(exported_tiny, tmp_path: Path) -> None:
+    """The dynamic formulation stays available; a further pass (src, dst) chains after
+    the formulation's and sees its output."""
+    import onnx
+
+    seen: list[set[str]] = []
+
+    def count_pass(src: Path, dst: Path) -> None:
+        seen.append({n.op_type for n in onnx.load(str(src)).graph.node})
+        dst.write_bytes(src.read_bytes())
+
+    src = exported_tiny.folder / "text.fp32.onnx"
+    options = Int8Options(formulation="dynamic", extra_passes=(count_pass,))
+    dst = quantize_int8(src, tmp_path / "t.onnx", options)
+    assert seen and ("DynamicQuantizeMatMul" in seen[0] or "MatMulInteger" in seen[0])
+    assert dst.read_bytes()[:4] and not list(tmp_path.glob("*.pass*.onnx"))
+    d = options.to_dict()
+    assert d["batch_dependent"] is True and d["extra_passes"] == ["count_pass"]
+
+
+def test_static_formulation_needs_calibration(exported_tiny, tmp_path: Path) -> None:
+    import pytest
+
+    src = exported_tiny.folder / "text.fp32.onnx"
+    with pytest.raises(ValueError, match="calibration"):
+        quantize_int8(src, tmp_path / "t.onnx", Int8Options())
+    with pytest.raises(ValueError, match="formulation 'qat'"):
+        Int8Options(formulation="qat")
