@@ -431,7 +431,7 @@ def load(
         model: a folder written by `cliprt export`, or the name of a shipped model
             ("shapes").
         precision: "fp32", "fp16", "int8", "bf16" or "auto": picked per machine (CUDA ->
-            fp16; a bf16 CPU with OpenVINO installed -> bf16; other CPUs -> int8 when the
+            fp16; an AMX CPU with OpenVINO installed -> bf16; other CPUs -> int8 when the
             folder has it, else fp32); see cliprt.runtime.precision and
             ClipModel.precision_reason.
         device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when onnxruntime's CUDA provider

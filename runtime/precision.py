@@ -8,15 +8,17 @@ fastmath GEMM on ARM64), and "auto", which picks from what the machine has:
 machine                               precision="auto"
 ====================================  =============================================
 CUDA                                  fp16 (fp32 if the folder has none)
-x86 with AMX or AVX512-BF16,          bf16 via OpenVINO (fastest measured on such a
-openvino installed                    CPU, see benchmarks/results/bf16-backends.md)
-x86 with VNNI (AVX512 or AVX-VNNI)    int8 (full-speed int8 kernels)
+x86 with AMX, openvino installed      bf16 via OpenVINO (AMX bf16 tiles; on a Xeon
+                                      PyTorch's bf16 beat onnxruntime int8, issue #11)
+x86 with VNNI (AVX512 or AVX-VNNI),   int8 (full-speed int8 kernels; on an AVX512-BF16
+AVX512-BF16 without AMX included      Zen 4, int8 beat OpenVINO bf16, see
+                                      benchmarks/results/bf16-backends.md)
 x86 AVX2 without VNNI                 int8 (weights widened where they could saturate)
 ARM64                                 int8 (NEON)
 folder without int8                   fp32
 ====================================  =============================================
 
-When a faster path exists for the CPU but is not installed (OpenVINO on a bf16 CPU), the
+When a faster path exists for the CPU but is not installed (OpenVINO on an AMX CPU), the
 choice says so in ``hint``; ``cliprt.load`` logs it and keeps it on the model.
 """
 
@@ -127,7 +129,9 @@ def choose_precision(
         resolve_precision("fp32", device, manifest, folder)  # the file must be there
         return _bf16(cpu, openvino, folder)
     present = _present(manifest)
-    if precision == "auto" and "fp32" in present and cpu.x86 and (cpu.amx or cpu.avx512_bf16):
+    # bf16 by default only with AMX: with AVX512-BF16 alone (Zen 4) the static int8
+    # towers measured faster than OpenVINO bf16 (benchmarks/results/bf16-backends.md).
+    if precision == "auto" and "fp32" in present and cpu.x86 and cpu.amx:
         if openvino:
             choice = _bf16(cpu, openvino, folder)
             return PrecisionChoice(
@@ -135,11 +139,11 @@ def choose_precision(
                 choice.file,
                 choice.backend,
                 choice.session_config,
-                f"auto: {choice.reason}, the fastest measured path on bf16 CPUs",
+                f"auto: {choice.reason} (AMX: bf16 tiles outrun the int8 kernels)",
             )
         hint = (
-            f"this CPU has {'AMX' if cpu.amx else 'AVX512-BF16'}: bf16 through OpenVINO is faster "
-            f"than onnxruntime's int8/fp32 here; {OPENVINO_INSTALL_HINT}"
+            "this CPU has AMX: bf16 through OpenVINO (precision='bf16') should outrun "
+            f"onnxruntime's int8 here; {OPENVINO_INSTALL_HINT}"
         )
     else:
         hint = None
