@@ -56,6 +56,14 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="keep the final projection MatMul of each tower in fp32 in the int8 variant",
     )
+    p.add_argument(
+        "--int8-formulation",
+        choices=("static", "dynamic"),
+        default="static",
+        help="static (default): calibrated activation scales, batch-invariant; dynamic: "
+        "per-run scales, an embedding moves with its batch mates "
+        "(benchmarks/results/int8-formulations.md)",
+    )
     reduce = p.add_mutually_exclusive_group()
     reduce.add_argument(
         "--int8-reduce-range",
@@ -94,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
     precisions = parse_precisions(args.precision)
     gates = _parse_gates(args.gate)
-    int8 = Int8Options()
+    int8 = Int8Options(formulation=args.int8_formulation)
     if args.reduce_range is not None:
         int8 = dataclasses.replace(int8, reduce_range=args.reduce_range)
     if args.int8_keep_projection:

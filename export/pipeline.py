@@ -188,6 +188,7 @@ def _build(
     from cliprt.export.optimize import optimize_tower
     from cliprt.export.source import resolve_source
     from cliprt.export.validate import (
+        batch_drift,
         build_probes,
         check_gate,
         check_preprocessing,
@@ -220,6 +221,15 @@ def _build(
             f"{tokenizer_check['texts']} texts equal; pixel max abs diff "
             f"{preprocessing_check['max_abs_diff']:.2e}"
         )
+
+    calibration = None
+    keep_raw = "int8" in wanted and int8_options.static and int8_options.graph == "raw"
+    if "int8" in wanted and int8_options.static:
+        from cliprt.export.calibration import checkpoint_calibration_arrays
+
+        with st.stage("int8 calibration inputs") as note:
+            calibration = checkpoint_calibration_arrays(ckpt)
+            note.append(", ".join(f"{k} {tuple(v.shape)}" for k, v in calibration.items()))
 
     io = {"vision": (VISION_INPUT, VISION_OUTPUT), "text": (TEXT_INPUT, TEXT_OUTPUT)}
     external: dict[str, bool] = {}
@@ -265,11 +275,13 @@ def _build(
                 external_data=external[kind],
             )
             note.append(", ".join(f"{k} {v}" for k, v in fused[kind].items() if v))
-        shutil.rmtree(raw_paths[kind].parent)
+        if not keep_raw:  # the static int8 formulation quantizes the graph before fusion
+            shutil.rmtree(raw_paths[kind].parent)
         fp32_paths[kind] = dst
 
     towers_out: dict[str, dict[str, Variant]] = {"vision": {}, "text": {}}
     embedding_quant: list = []
+    drift: dict[str, dict[str, float]] = {}
     for precision in wanted:
         paths: dict[str, Path] = {}
         for kind in ("vision", "text"):
@@ -282,7 +294,12 @@ def _build(
                     fp16_mod.convert_fp16(fp32_paths[kind], dst, external_data=external[kind])
                 else:
                     int8_mod.quantize_int8(
-                        fp32_paths[kind], dst, int8_options, external_data=external[kind]
+                        fp32_paths[kind],
+                        dst,
+                        int8_options,
+                        raw=raw_paths[kind],
+                        calibration=None if calibration is None else calibration[kind],
+                        external_data=external[kind],
                     )
                     if not external[kind]:
                         # The token-embedding table too (int8 rows): see int8_embedding.
@@ -297,6 +314,11 @@ def _build(
                     f"{kind} max abs diff {p.max_abs_diff:.2e}, min cosine {p.min_cosine:.6f}"
                 )
             check_gate(precision, parities, gate_map[precision])
+            if precision == "int8":
+                drift[precision] = {k: batch_drift(paths[k], k, probes) for k in paths}
+                note.append(
+                    "batch drift " + ", ".join(f"{k} {v:.1e}" for k, v in drift[precision].items())
+                )
         for kind in ("vision", "text"):
             entry = file_entry(staging, paths[kind].name)
             towers_out[kind][precision] = Variant(
@@ -341,7 +363,9 @@ def _build(
             "fp16": {"keep_io_types": True, "op_block_list": list(fp16_mod._FP32_OPS)}
             if "fp16" in wanted
             else None,
-            "int8": int8_options.to_dict() if "int8" in wanted else None,
+            "int8": {**int8_options.to_dict(), "batch_drift": drift.get("int8")}
+            if "int8" in wanted
+            else None,
             "int8_embedding": [e.to_dict() for e in embedding_quant] if "int8" in wanted else None,
             "gates": {
                 p: {"max_abs_diff": g.max_abs_diff, "min_cosine": g.min_cosine}

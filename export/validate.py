@@ -267,6 +267,28 @@ def measure(path: str | Path, kind: str, probes: Probes) -> Parity:
     )
 
 
+def batch_drift(path: str | Path, kind: str, probes: Probes, *, mates: int = 7) -> float:
+    """Max abs diff of an item's raw (unnormalised) embedding run alone vs in a batch
+    with `mates` other probe inputs, over the first 4 probes; 0.0 when the variant's
+    result does not depend on its batch mates (what the micro-batching server needs)."""
+    import numpy as np
+
+    session = cpu_session(path)
+    feed_name = session.get_inputs()[0].name
+    x = probes.pixel_values if kind == "vision" else probes.input_ids
+    n = len(x)
+    drift = 0.0
+    for item in range(min(4, n)):
+        (alone,) = session.run(None, {feed_name: x[item : item + 1]})
+        others = [j for j in range(n) if j != item][:mates]
+        batch = np.concatenate(
+            [x[others[: len(others) // 2]], x[item : item + 1], x[others[len(others) // 2 :]]]
+        )
+        (out,) = session.run(None, {feed_name: batch})
+        drift = max(drift, float(np.abs(out[len(others) // 2] - alone[0]).max()))
+    return drift
+
+
 def check_gate(precision: str, parities: Mapping[str, Parity], gate: Gate) -> None:
     """Raises ParityError naming each tower that fails `gate`, with its figures."""
     problems = [

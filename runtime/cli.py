@@ -46,7 +46,7 @@ examples:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="model folder or shipped model name (shapes)")
-    p.add_argument("--precision", default="auto", help="fp32 | fp16 | int8 | auto (default)")
+    p.add_argument("--precision", default="auto", help="fp32 | fp16 | int8 | bf16 | auto (default)")
     p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per tower")
     p.add_argument("--batch-size", type=int, default=32, help="images per tower call (32)")

@@ -26,6 +26,7 @@ from PIL import Image
 
 from cliprt.errors import InputError, ModelClosedError, ModelFolderError, ProviderError
 from cliprt.manifest import MANIFEST_NAME, TOWERS, Manifest, read_manifest
+from cliprt.runtime.cpu import cpu_features
 from cliprt.runtime.failures import EncodeResult, ImageFailure, check_errors_mode
 from cliprt.runtime.fingerprint import ModelFingerprint, check_same_model, fingerprint_of
 from cliprt.runtime.heap import release_free_heap
@@ -38,13 +39,14 @@ from cliprt.runtime.images import (
 )
 from cliprt.runtime.index import Index
 from cliprt.runtime.onnx_external import MalformedOnnxError, external_data_locations
+from cliprt.runtime.openvino_session import OpenVinoTowerSession, openvino_available
+from cliprt.runtime.precision import OPENVINO, PrecisionChoice, choose_precision
 from cliprt.runtime.progress import Progress
 from cliprt.runtime.providers import (
     CudaOptions,
     Device,
     default_threads,
     resolve_device,
-    resolve_precision,
 )
 from cliprt.runtime.providers import session_options as make_session_options
 from cliprt.runtime.sessions import TowerSession, _set_config
@@ -177,7 +179,10 @@ class ClipModel:
         folder: the model folder.
         manifest: its manifest.
         device: "cpu" or "cuda:N", as resolved.
-        precision: "fp32", "fp16" or "int8", as resolved.
+        precision: "fp32", "fp16", "int8" or "bf16", as resolved.
+        precision_reason: why this precision and backend were chosen (one sentence).
+        precision_hint: a faster path this machine lacks, with how to install it, or None.
+        backend: "onnxruntime" or "openvino".
         providers: the execution providers each tower's session really got.
         embed_dim: width D of the embeddings.
         logit_scale: the multiplier of cosine similarities before the softmax (CLIP's
@@ -190,8 +195,8 @@ class ClipModel:
         manifest: Manifest,
         device: Device,
         precision: str,
-        vision: TowerSession,
-        text: TowerSession,
+        vision: TowerSession | OpenVinoTowerSession,
+        text: TowerSession | OpenVinoTowerSession,
         tokenizer: ClipTokenizer,
         decode: DecodeOptions,
         workers: int,
@@ -200,6 +205,9 @@ class ClipModel:
         self.manifest = manifest
         self.device = str(device)
         self.precision = precision
+        self.precision_reason = ""
+        self.precision_hint: str | None = None
+        self.backend = "onnxruntime"
         self.vision = vision
         self.text = text
         self.tokenizer = tokenizer
@@ -555,28 +563,36 @@ def _tower_session(
     folder: Path,
     manifest: Manifest,
     tower: str,
-    prec: str,
+    choice: PrecisionChoice,
     dev: Device,
     threads: int | None,
     spinning: bool,
     session_options: ort.SessionOptions | None,
     cuda: CudaOptions,
-) -> TowerSession:
-    variant = manifest.towers[tower][prec]
+) -> TowerSession | OpenVinoTowerSession:
+    variant = manifest.towers[tower][choice.file]
     path = checked_path(folder, variant)
     for data_file in variant.data_files:  # external data of towers over the threshold
         checked_path(folder, data_file)
     _refuse_external_data(path, declared=[d.file for d in variant.data_files])
+    if choice.backend == OPENVINO:
+        return OpenVinoTowerSession(
+            path,
+            name=tower,
+            input_name=variant.input_name,
+            output_name=variant.output_name,
+            precision=choice.precision,
+            threads=threads or default_threads(),
+        )
     opts = (
         session_options
         if session_options is not None
         else make_session_options(threads=threads, spinning=spinning)
     )
-    if prec == "int8" and not (manifest.export.get("int8") or {}).get("reduce_range", True):
-        # 8-bit weights (reduce_range off, chosen on a VNNI exporter) overflow the u8s8
-        # instructions of x86 CPUs without VNNI; this makes onnxruntime widen them there
-        # and is a no-op on VNNI machines.
-        _set_config(opts, "session.x64quantprecision", "1")
+    # Per-CPU entries (int8 widening without VNNI, ARM64 bf16 fastmath), decided from
+    # the CPU this runs on, not the exporting one (see cpu_choice).
+    for key, value in choice.session_config.items():
+        _set_config(opts, key, value)
     session = TowerSession(
         path,
         name=tower,
@@ -667,8 +683,10 @@ def load(
     Args:
         model: a folder written by `cliprt export`, or the name of a shipped model
             ("shapes").
-        precision: "fp32", "fp16", "int8" or "auto" (CUDA -> fp16, CPU -> int8 when the
-            folder has it, else fp32).
+        precision: "fp32", "fp16", "int8", "bf16" or "auto": picked per machine (CUDA ->
+            fp16; an AMX CPU with OpenVINO installed -> bf16; other CPUs -> int8 when the
+            folder has it, else fp32); see cliprt.runtime.precision and
+            ClipModel.precision_reason.
         device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when onnxruntime's CUDA provider
             is installed). CUDA without it is a ProviderError, never a CPU fallback.
         threads: onnxruntime intra-op threads per session (default: the CPUs available,
@@ -713,17 +731,24 @@ def load(
     _check_token_ids(tok, manifest, folder)
     cuda = cuda or CudaOptions()
 
-    def sessions(dev: Device) -> tuple[str, dict[str, TowerSession]]:
-        prec = resolve_precision(precision, dev, manifest, str(folder))
-        return prec, {
+    def sessions(dev: Device) -> tuple[PrecisionChoice, dict[str, Any]]:
+        choice = choose_precision(
+            precision,
+            dev,
+            manifest,
+            str(folder),
+            cpu=cpu_features(),
+            openvino=openvino_available(),
+        )
+        return choice, {
             tower: _tower_session(
-                folder, manifest, tower, prec, dev, threads, spinning, session_options, cuda
+                folder, manifest, tower, choice, dev, threads, spinning, session_options, cuda
             )
             for tower in TOWERS
         }
 
     try:
-        prec, towers = sessions(dev)
+        choice, towers = sessions(dev)
     except ProviderError as exc:
         # "auto" may find the CUDA EP installed on a machine without a usable GPU; an
         # explicit "cuda" never falls back.
@@ -731,7 +756,8 @@ def load(
             raise
         logger.warning("device='auto': CUDA is installed but unusable (%s); using the CPU", exc)
         dev = Device("cpu")
-        prec, towers = sessions(dev)
+        choice, towers = sessions(dev)
+    prec = choice.precision
     clip = ClipModel(
         folder,
         manifest,
@@ -743,9 +769,19 @@ def load(
         DecodeOptions(exif_transpose=exif_transpose, max_image_pixels=max_image_pixels),
         workers=decode_workers or min(4, default_threads()),
     )
+    clip.backend = choice.backend
+    clip.precision_reason = choice.reason
+    clip.precision_hint = choice.hint
     logger.info(
-        "loaded %s: device=%s precision=%s providers=%s", folder, clip.device, prec, clip.providers
+        "loaded %s: device=%s precision=%s providers=%s (%s)",
+        folder,
+        clip.device,
+        prec,
+        clip.providers,
+        choice.reason,
     )
+    if choice.hint:
+        logger.warning("cliprt: a faster path exists here: %s", choice.hint)
     if warmup_batches:
         clip.warmup(warmup_batches)
     return clip

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cliprt.bench.baselines import BASELINES, DEFAULT_BASELINES
 from cliprt.errors import CliprtError
 
 _DESCRIPTION = (
@@ -106,9 +107,18 @@ def bench_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--precision",
-        type=_choices("--precision", ("fp32", "fp16", "int8")),
+        type=_choices("--precision", ("fp32", "fp16", "int8", "bf16")),
         default=("fp32", "int8"),
-        help="engine precisions (default: fp32,int8; fp16 is for CUDA and slow on CPU)",
+        help="engine precisions (default: fp32,int8; fp16 is for CUDA and slow on CPU; bf16 "
+        "needs a bf16 CPU and OpenVINO on x86)",
+    )
+    p.add_argument(
+        "--baselines",
+        type=_choices("--baselines", (*BASELINES, "none")),
+        default=DEFAULT_BASELINES,
+        help="what a user would run instead, timed in the same interleaved calls on the CPU: "
+        f"any of {','.join(BASELINES)} (default: {','.join(DEFAULT_BASELINES)}; torch-bf16 "
+        "only where the CPU has bf16; torch-compile compiles for minutes); 'none' for none",
     )
     p.add_argument(
         "--device",
@@ -198,6 +208,7 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]) -> Any:
         wait_policy=ns.wait_policy,
         reference=ns.reference,
         no_reference=ns.no_reference,
+        baselines=tuple(b for b in ns.baselines if b != "none"),
         argv=("cliprt", "bench", *argv),
     )
 

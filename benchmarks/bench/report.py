@@ -142,6 +142,47 @@ HEADLINE_HEADERS = [
 ]
 
 
+def baseline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Tower p50 ms of every cliprt precision, the reference and every baseline, per
+    (tower, device, batch), with the best cliprt precision's speed-up over each baseline
+    (all from the same interleaved calls)."""
+    base = result.get("baselines") or []
+    if not base:
+        return [], []
+    names = list(dict.fromkeys(b["baseline"] for b in base))
+    precs = list(result["config"]["precisions"])
+    tower_rows = {
+        (r["tower"], r["device"], r["batch"], r["precision"]): r
+        for r in result["rows"]
+        if r["stage"] == "tower"
+    }
+    headers = (
+        ["tower", "batch"]
+        + [f"cliprt {p}" for p in precs]
+        + ["reference (eager fp32)"]
+        + names
+        + [f"best cliprt vs {n}" for n in names]
+    )
+    by_key: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for b in base:
+        by_key[(b["tower"], b["device"], b["batch"])][b["baseline"]] = b
+    rows = []
+    for (tower, device, batch), bs in by_key.items():
+        eng = {p: tower_rows.get((tower, device, batch, p)) for p in precs}
+        ms = {p: r["engine"]["p50_ms"] for p, r in eng.items() if r}
+        ref = next((r["reference"] for r in eng.values() if r and r["reference"]), None)
+        best = min(ms, key=ms.get) if ms else None
+        cells = [tower, str(batch)]
+        cells += [_ms(ms.get(p)) for p in precs]
+        cells.append(_ms(ref["p50_ms"]) if ref else "-")
+        cells += [_ms(bs[n]["timing"]["p50_ms"]) if n in bs else "-" for n in names]
+        cells += [
+            f"{bs[n]['speedup'][best]:.2f}x ({best})" if n in bs and best else "-" for n in names
+        ]
+        rows.append(cells)
+    return headers, rows
+
+
 def _all_rows(result: dict[str, Any]) -> list[list[str]]:
     out = []
     for r in sorted_rows(result):
@@ -313,6 +354,22 @@ def _image_sizes(result: dict[str, Any]) -> str:
     return ", ".join(f"{w}x{h}" for w, h in sizes)
 
 
+def _baseline_section(result: dict[str, Any]) -> list[str]:
+    headers, rows = baseline_table(result)
+    if not rows:
+        return []
+    return [
+        "## Towers: cliprt vs what a user would run instead (p50 ms, same interleaved calls)",
+        "",
+        "onnxruntime: plain onnxruntime, default SessionOptions (threads set), same fp32 "
+        "file; torch-fp32: transformers CLIPModel, default (sdpa) attention; torch-bf16: "
+        "the same after `model.to(torch.bfloat16)`. Speed-up > 1: cliprt faster.",
+        "",
+        *_table(headers, rows),
+        "",
+    ]
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The whole result as a Markdown document."""
     cfg, model, env = result["config"], result["model"], result["env"]
@@ -343,6 +400,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *_table(HEADLINE_HEADERS, headline_rows(result)),
         "",
+        *_baseline_section(result),
         "## Where the time goes (p50)",
         "",
         "End to end = file or string -> normalised embedding through each side's public "

@@ -69,6 +69,8 @@ class BenchConfig:
     reference: str | None = None
     no_reference: bool = False
     memory: bool = True
+    # What a user would run instead, timed in the same interleaved calls (baselines.py).
+    baselines: tuple[str, ...] = ()
     argv: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -128,7 +130,11 @@ def resolve_model(cfg: BenchConfig, work: Path, progress: Progress) -> ResolvedM
     else the manifest's source), a HF checkpoint folder or random:ARCH (both exported first), or a hub id.
     """
     want_ref = not cfg.no_reference
-    export_precisions = tuple(p for p in ("fp32", "fp16", "int8") if p in cfg.precisions)
+    # bf16 and the onnxruntime baseline run the fp32 files.
+    wanted = {{"bf16": "fp32"}.get(p, p) for p in cfg.precisions}
+    if "onnxruntime" in cfg.baselines:
+        wanted.add("fp32")
+    export_precisions = tuple(p for p in ("fp32", "fp16", "int8") if p in wanted)
     src = cfg.model
     path = Path(src).expanduser()
     if not path.exists() and "/" not in src:
@@ -202,9 +208,14 @@ def check_config(cfg: BenchConfig) -> None:
     bad = [t for t in cfg.towers if t not in TOWERS]
     if bad or not cfg.towers:
         raise InputError(f"--towers: unknown {bad or 'empty'}; use image, text or image,text")
-    bad = [p for p in cfg.precisions if p not in ("fp32", "fp16", "int8")]
+    bad = [p for p in cfg.precisions if p not in ("fp32", "fp16", "int8", "bf16")]
     if bad or not cfg.precisions:
-        raise InputError(f"--precision: unknown {bad or 'empty'}; use any of fp32,fp16,int8")
+        raise InputError(f"--precision: unknown {bad or 'empty'}; use any of fp32,fp16,int8,bf16")
+    from cliprt.bench.baselines import BASELINES
+
+    bad = [b for b in cfg.baselines if b not in BASELINES]
+    if bad:
+        raise InputError(f"--baselines: unknown {bad}; use any of {','.join(BASELINES)}")
     bad = [d for d in cfg.devices if d not in ("cpu", "cuda")]
     if bad or not cfg.devices:
         raise InputError(f"--device: unknown {bad or 'empty'}; use cpu, cuda or cpu,cuda")
@@ -260,6 +271,8 @@ class _Bench:
         self.skipped: list[dict[str, str]] = []
         self.gpu_memory: list[dict[str, Any]] = []
         self.token_ids_equal: bool | None = None
+        self.baseline_rows: list[dict[str, Any]] = []
+        self.baselines: dict[str, Any] = {}
 
     def _time(self, fns: dict[str, Any], items: int, syncs: dict[str, Any] | None = None):
         # Engine and reference calls alternate (see measure_interleaved): on a shared
@@ -321,6 +334,11 @@ class _Bench:
         engines: dict[str, Engine] = {}
         spinning = WAIT_POLICIES[cfg.wait_policy][0]
         for p in cfg.precisions:
+            if device == "cuda" and p == "bf16":
+                self.skipped.append(
+                    {"what": "bf16 on cuda", "reason": "bf16 is a CPU path; CUDA runs fp16"}
+                )
+                continue
             if device == "cuda" and p == "int8":
                 self.skipped.append(
                     {
@@ -338,6 +356,19 @@ class _Bench:
                 threads=cfg.threads,
                 spinning=spinning,
             )
+        self.baselines = {}
+        if device == "cpu" and cfg.baselines:
+            from cliprt.bench.baselines import load_baselines
+
+            self.progress.say(f"loading baselines {', '.join(cfg.baselines)} ...")
+            self.baselines, skipped = load_baselines(
+                cfg.baselines,
+                folder=self.model.folder,
+                manifest=self.model.manifest,
+                checkpoint=self.model.reference,
+                threads=cfg.threads,
+            )
+            self.skipped += skipped
         # The text tower timed at the reference tokenizer's shape must be the engine's too.
         any_engine = next(iter(engines.values()))
         ids = any_engine.tokenize(self.inputs.text_batch(1))
@@ -416,7 +447,26 @@ class _Bench:
             else:
                 fns[name] = lambda h=h, e=eng: e.text_tower(h)
             syncs[name] = eng.sync_fn()
-        self._emit("tower", tower, device, batch, engines, refs, self._time(fns, batch, syncs))
+        for b, base in self.baselines.items():
+            fns[f"baseline {b}"] = base.tower(tower, host)
+        t = self._time(fns, batch, syncs)
+        self._emit("tower", tower, device, batch, engines, refs, t)
+        for b in self.baselines:
+            timing = t[f"baseline {b}"]
+            self.baseline_rows.append(
+                {
+                    "tower": tower,
+                    "device": device,
+                    "batch": batch,
+                    "baseline": b,
+                    "timing": timing.summary(),
+                    # > 1: cliprt at that precision is faster than the baseline.
+                    "speedup": {p: timing.p50_ms / t[f"engine {p}"].p50_ms for p in engines},
+                }
+            )
+            self.progress.say(
+                f"baseline {b:14s} {tower:5s} b{batch:<3d} p50 {timing.p50_ms:8.2f} ms"
+            )
 
     def _e2e(self, tower, device, batch, engines, refs) -> None:
         image = tower == "image"
@@ -609,10 +659,14 @@ def run(cfg: BenchConfig, *, progress: Progress | None = None) -> dict[str, Any]
         for line in envmod.header_lines(env):
             progress.say(line)
         model = resolve_model(cfg, work.path, progress)
+        # bf16 runs the fp32 files (OpenVINO / ARM64 fastmath).
         missing = [
             p
             for p in cfg.precisions
-            if any(p not in model.manifest.towers.get(MANIFEST_TOWER[t], {}) for t in cfg.towers)
+            if any(
+                {"bf16": "fp32"}.get(p, p) not in model.manifest.towers.get(MANIFEST_TOWER[t], {})
+                for t in cfg.towers
+            )
         ]
         if missing:
             raise ModelFolderError(
@@ -711,6 +765,7 @@ def run(cfg: BenchConfig, *, progress: Progress | None = None) -> dict[str, Any]
             },
             "rows": bench.rows,
             "parity": bench.parity,
+            "baselines": bench.baseline_rows,
             "memory": memory,
             "gpu_memory_reference": bench.gpu_memory,
             "token_ids_equal": bench.token_ids_equal,

@@ -128,3 +128,21 @@ def test_no_reference_never_imports_torch(tiny_model_dir: Path, tmp_path: Path) 
     assert result["parity"] == []
     assert [m["side"] for m in result["memory"]] == ["engine", "engine"]
     assert not any(m["torch_imported"] for m in result["memory"])
+
+
+def test_baselines_timed_in_the_same_run(full_run: Path) -> None:
+    """Plain onnxruntime and PyTorch (sdpa; bf16 weights where the CPU has bf16) are timed
+    in the same interleaved calls as cliprt, per tower and batch."""
+    from cliprt.bench.baselines import cpu_bf16
+
+    result = json.loads((full_run / "bench.json").read_text())
+    got = {(b["baseline"], b["tower"], b["batch"]) for b in result["baselines"]}
+    names = {"onnxruntime", "torch-fp32"} | ({"torch-bf16"} if cpu_bf16() else set())
+    assert got == {(n, t, b) for n in names for t in ("image", "text") for b in (1, 2)}
+    for b in result["baselines"]:
+        assert b["timing"]["p50_ms"] > 0
+        assert set(b["speedup"]) == set(result["config"]["precisions"])
+    md = (full_run / "bench.md").read_text()
+    assert "## Towers: cliprt vs what a user would run instead" in md
+    if not cpu_bf16():
+        assert any(s["what"] == "baseline torch-bf16" for s in result["skipped"])

@@ -97,16 +97,22 @@ def test_int8_quantizes_matmul_only(exported_tiny) -> None:
     import onnx
 
     m = read_manifest(exported_tiny.folder)
-    assert m.export["int8"]["per_channel"] is True
-    assert m.export["int8"]["op_types"] == ["MatMul"]
-    assert isinstance(m.export["int8"]["reduce_range"], bool)
+    int8 = m.export["int8"]
+    assert int8["per_channel"] is True
+    assert int8["op_types"] == ["MatMul"]
+    assert isinstance(int8["reduce_range"], bool)
+    # The default formulation: static, calibrated, batch-invariant; its measured drift
+    # is recorded (0: an item's embedding does not depend on its batch mates).
+    assert int8["formulation"] == "static" and int8["batch_dependent"] is False
+    assert "static QOperator" in int8["description"]
+    assert int8["batch_drift"] == {"vision": 0.0, "text": 0.0}
     for tower in ("vision", "text"):
         ops = {
             n.op_type
             for n in onnx.load(str(exported_tiny.folder / f"{tower}.int8.onnx")).graph.node
         }
-        assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
-        assert "ConvInteger" not in ops
+        assert "QLinearMatMul" in ops
+        assert "ConvInteger" not in ops and "QLinearConv" not in ops
 
 
 def test_progress_reports_each_stage_with_seconds(exported_tiny) -> None:

@@ -176,9 +176,12 @@ def test_index_search(model32: ClipModel, image_files, tmp_path: Path) -> None:
         model32.search(Index(8), texts=["a"])
 
 
-def test_load_choices_are_visible(tiny_model_dir: Path) -> None:
+def test_load_choices_are_visible(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A VNNI CPU without bf16: auto is int8 with or without OpenVINO installed.
+    monkeypatch.setenv("CLIPRT_CPU_FLAGS", "avx2 avx512f avx512bw avx512_vnni")
     with cliprt.load(tiny_model_dir, threads=1, warmup_batches=(1, 3)) as m:
         assert (m.device, m.precision) == ("cpu", "int8")  # auto on a CPU box: int8, present
+        assert "VNNI" in m.precision_reason and m.backend == "onnxruntime"
         assert m.providers == {"vision": ["CPUExecutionProvider"], "text": ["CPUExecutionProvider"]}
         so = m.vision.session.get_session_options()
         assert (so.intra_op_num_threads, so.inter_op_num_threads) == (1, 1)
@@ -210,7 +213,10 @@ def _edit_manifest(folder: Path, edit) -> None:
     path.write_text(json.dumps(data))
 
 
-def test_auto_falls_back_to_fp32_when_int8_is_absent(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_auto_falls_back_to_fp32_when_int8_is_absent(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLIPRT_CPU_FLAGS", "avx2 fma")  # no bf16: OpenVINO is not chosen
     folder = _copy(tiny_model_dir, tmp_path)
 
     def drop(data):

@@ -1,0 +1,136 @@
+"""What a user would run instead of cliprt, timed in the same interleaved calls.
+
+Tower baselines, each fed the same tensors as cliprt and the reference:
+
+- ``onnxruntime``: plain onnxruntime on the same fp32 .onnx file with default
+  SessionOptions (only the thread count set, as cliprt's), so the engine's own gain over
+  onnxruntime is visible;
+- ``torch-fp32``: transformers CLIPModel with its default attention (sdpa), fp32;
+- ``torch-bf16``: the same with the weights cast to bf16 (``model.to(torch.bfloat16)``),
+  where the CPU has bf16 arithmetic (AMX, AVX512-BF16, ARM BF16);
+- ``torch-compile``: torch-bf16 (or torch-fp32 on CPUs without bf16) under
+  ``torch.compile`` (opt-in: compiling takes minutes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BASELINES = ("onnxruntime", "torch-fp32", "torch-bf16", "torch-compile")
+DEFAULT_BASELINES = ("onnxruntime", "torch-fp32", "torch-bf16")
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12))
+
+
+class OrtDefault:
+    """onnxruntime with default SessionOptions (threads only) on the fp32 files."""
+
+    def __init__(self, folder: Path, manifest: Any, threads: int) -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.log_severity_level = 3
+        self.sessions = {}
+        for tower, kind in (("image", "vision"), ("text", "text")):
+            v = manifest.towers[kind]["fp32"]
+            s = ort.InferenceSession(str(folder / v.file), so, providers=["CPUExecutionProvider"])
+            self.sessions[tower] = (s, v.input_name)
+
+    def tower(self, tower: str, host: np.ndarray) -> Any:
+        s, name = self.sessions[tower]
+        x = np.ascontiguousarray(host, dtype=np.int64 if tower == "text" else np.float32)
+        return lambda: _l2(s.run(None, {name: x})[0])
+
+
+class TorchBaseline:
+    """transformers CLIPModel (sdpa attention) at fp32 or with bf16 weights."""
+
+    def __init__(self, checkpoint: str, *, threads: int, bf16: bool, compile: bool) -> None:
+        import torch
+        from transformers import CLIPModel
+
+        torch.set_num_threads(threads)
+        self.dtype = torch.bfloat16 if bf16 else torch.float32
+        model = CLIPModel.from_pretrained(checkpoint, attn_implementation="sdpa")
+        self.model = model.to(self.dtype).eval()
+        self.image = self.model.get_image_features
+        self.text = self.model.get_text_features
+        if compile:
+            self.image = torch.compile(self.image)
+            self.text = torch.compile(self.text)
+
+    def tower(self, tower: str, host: np.ndarray) -> Any:
+        import torch
+
+        from cliprt.bench.reference import _features, _normalize
+
+        t = torch.from_numpy(np.ascontiguousarray(host))
+        if tower == "image":
+            x = t.to(self.dtype)
+
+            def run() -> Any:
+                with torch.inference_mode():
+                    return _normalize(_features(self.image(pixel_values=x)))
+
+        else:
+            ids = t.to(torch.int64)
+            mask = torch.ones_like(ids)
+
+            def run() -> Any:
+                with torch.inference_mode():
+                    return _normalize(_features(self.text(input_ids=ids, attention_mask=mask)))
+
+        return run
+
+
+def cpu_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (where the torch-bf16 baseline is fair)."""
+    from cliprt.runtime.cpu import cpu_features
+
+    return cpu_features().bf16
+
+
+def load_baselines(
+    names: tuple[str, ...],
+    *,
+    folder: Path,
+    manifest: Any,
+    checkpoint: str | None,
+    threads: int,
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """The baselines asked for that can run here, and what was skipped and why."""
+    out: dict[str, Any] = {}
+    skipped: list[dict[str, str]] = []
+    bf16 = cpu_bf16()
+    for name in names:
+        if name == "onnxruntime":
+            if all("fp32" in manifest.towers[t] for t in ("vision", "text")):
+                out[name] = OrtDefault(folder, manifest, threads)
+            else:
+                skipped.append({"what": f"baseline {name}", "reason": "the folder has no fp32"})
+            continue
+        if checkpoint is None:
+            skipped.append({"what": f"baseline {name}", "reason": "no reference checkpoint"})
+            continue
+        if name == "torch-bf16" and not bf16:
+            skipped.append(
+                {
+                    "what": "baseline torch-bf16",
+                    "reason": "this CPU has no bf16 arithmetic (AMX, AVX512-BF16, ARM BF16): "
+                    "bf16 weights would be emulated",
+                }
+            )
+            continue
+        out[name] = TorchBaseline(
+            checkpoint,
+            threads=threads,
+            bf16=name == "torch-bf16" or (name == "torch-compile" and bf16),
+            compile=name == "torch-compile",
+        )
+    return out, skipped
