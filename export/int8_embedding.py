@@ -65,8 +65,9 @@ def quantize_token_embeddings(
     path: str | Path, *, min_rows: int = MIN_ROWS
 ) -> list[EmbeddingQuant]:
     """Rewrites `path` in place: every Gather whose data is a 2-D fp32 initializer of at
-    least `min_rows` rows and whose indices are a graph input (the token ids) reads int8
-    rows instead. A graph without such a Gather (a vision tower) is left untouched.
+    least `min_rows` rows (a vocabulary, not the 77 positions) reads int8 rows instead;
+    its indices are the token ids, straight from the graph input in a fused graph or
+    through a Reshape in the unfused one that the static int8 formulation quantizes. A graph without such a Gather (a vision tower) is left untouched.
 
     Returns:
         One EmbeddingQuant per rewritten table (empty when nothing matched).
@@ -77,7 +78,6 @@ def quantize_token_embeddings(
     path = Path(path)
     model = onnx.load(str(path))
     graph = model.graph
-    inputs = {i.name for i in graph.input}
     inits = {i.name: i for i in graph.initializer}
     consumers: dict[str, int] = {}
     for node in graph.node:
@@ -92,7 +92,6 @@ def quantize_token_embeddings(
         axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
         if (
             init is None
-            or ids not in inputs
             or axis != 0
             or init.data_type != TensorProto.FLOAT
             or len(init.dims) != 2
