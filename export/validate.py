@@ -141,10 +141,10 @@ class Probes:
 
 
 def l2_normalize(x: Any) -> Any:
-    import numpy as np
+    """Unit rows in float64, for parity figures (the runtime's one normalisation)."""
+    from cliprt.runtime.vectors import l2_normalize as unit_rows
 
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    return unit_rows(x, dtype="float64")
 
 
 def build_probes(ckpt: Any) -> Probes:
@@ -213,7 +213,7 @@ def check_preprocessing(ckpt: Any, *, limit: float = 1e-6) -> dict[str, Any]:
     """
     import numpy as np
 
-    from cliprt.runtime.images import preprocess
+    from cliprt.runtime.preprocess import preprocess
 
     images = probe_images(int(ckpt.image_size))
     ref = ckpt.pixel_values(images)

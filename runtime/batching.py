@@ -55,10 +55,11 @@ from typing import Any
 import numpy as np
 
 from cliprt.errors import BatcherClosed, DeadlineExceeded, InputError, Overloaded
-from cliprt.runtime.images import ImageInput, load_and_preprocess
-from cliprt.runtime.model import ClipModel, _image_list, _l2_normalize
+from cliprt.runtime.model import ClipModel, _image_list
+from cliprt.runtime.preprocess import ImageInput, load_and_preprocess
 from cliprt.runtime.providers import default_threads
 from cliprt.runtime.tokenizer import check_texts
+from cliprt.runtime.vectors import l2_normalize
 
 __all__ = ["BatchEvent", "Batcher", "LaneStats"]
 
@@ -137,7 +138,7 @@ class _Request:
             # Normalised per request, as the direct call normalises its own rows; the
             # caller may have cancelled meanwhile.
             with contextlib.suppress(concurrent.futures.InvalidStateError):
-                self.future.set_result(_l2_normalize(self.raw))
+                self.future.set_result(l2_normalize(self.raw))
 
 
 class _Item:

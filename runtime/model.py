@@ -30,17 +30,17 @@ from cliprt.runtime.cpu import cpu_features
 from cliprt.runtime.failures import EncodeResult, ImageFailure, check_errors_mode
 from cliprt.runtime.fingerprint import ModelFingerprint, check_same_model, fingerprint_of
 from cliprt.runtime.heap import release_free_heap
-from cliprt.runtime.images import (
+from cliprt.runtime.index import Index
+from cliprt.runtime.onnx_external import MalformedOnnxError, external_data_locations
+from cliprt.runtime.openvino_session import OpenVinoTowerSession, openvino_available
+from cliprt.runtime.precision import OPENVINO, PrecisionChoice, choose_precision
+from cliprt.runtime.preprocess import (
     DEFAULT_MAX_IMAGE_PIXELS,
     DecodeOptions,
     ImageInput,
     load_and_preprocess,
     pil_pixel_limit,
 )
-from cliprt.runtime.index import Index
-from cliprt.runtime.onnx_external import MalformedOnnxError, external_data_locations
-from cliprt.runtime.openvino_session import OpenVinoTowerSession, openvino_available
-from cliprt.runtime.precision import OPENVINO, PrecisionChoice, choose_precision
 from cliprt.runtime.progress import Progress
 from cliprt.runtime.providers import (
     CudaOptions,
@@ -52,6 +52,7 @@ from cliprt.runtime.providers import session_options as make_session_options
 from cliprt.runtime.sessions import TowerSession, _set_config
 from cliprt.runtime.threads import check_threads
 from cliprt.runtime.tokenizer import ClipTokenizer, check_texts
+from cliprt.runtime.vectors import l2_normalize
 from cliprt.verified_files import checked_path
 
 if TYPE_CHECKING:
@@ -109,13 +110,6 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
         f"no model folder {name!r}: not an existing path nor a shipped model (shipped: {shipped}); "
         "or pass a folder exported with `cliprt export`"
     )
-
-
-def _l2_normalize(x: np.ndarray) -> np.ndarray:
-    # The towers are exported without normalisation (CLIPModel.forward normalises);
-    # normalising here is idempotent should a future export do it in the graph.
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
 
 
 def classify_embeddings(
@@ -374,9 +368,9 @@ class ClipModel:
                 if bar:
                     bar.close()
         if not skip:
-            return _l2_normalize(out)
+            return l2_normalize(out)
         indices = np.flatnonzero(good).astype(np.int64)
-        embeddings = _l2_normalize(out[indices]) if failures else _l2_normalize(out)
+        embeddings = l2_normalize(out[indices]) if failures else l2_normalize(out)
         return EncodeResult(embeddings=embeddings, indices=indices, failures=failures)
 
     def encode_texts(
@@ -405,7 +399,7 @@ class ClipModel:
         finally:
             if bar:
                 bar.close()
-        return _l2_normalize(out)
+        return l2_normalize(out)
 
     # -- the CLIP use cases ----------------------------------------------------------
 

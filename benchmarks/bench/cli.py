@@ -191,7 +191,7 @@ def bench_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(ns: argparse.Namespace, argv: Sequence[str]) -> Any:
-    from cliprt.bench.env import default_threads
+    from cliprt.bench.env import physical_cores
     from cliprt.bench.runner import BenchConfig
 
     return BenchConfig(
@@ -200,7 +200,7 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]) -> Any:
         precisions=ns.precision,
         devices=ns.device,
         batches=ns.batch,
-        threads=ns.threads or default_threads(),
+        threads=ns.threads or physical_cores(),
         seq_len=ns.seq_len,
         repeats=ns.repeats,
         warmup=ns.warmup,
@@ -226,9 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.out is not None:
         _check_out(ns.out)
     from cliprt.bench import report, runner
-    from cliprt.bench.progress import Progress
+    from cliprt.bench.progress import BenchProgress
 
-    result = runner.run(config_from_args(ns, argv), progress=Progress(quiet=ns.quiet))
+    result = runner.run(config_from_args(ns, argv), progress=BenchProgress(quiet=ns.quiet))
     print(report.console(result))
     if ns.out is not None:
         paths = report.write(result, ns.out)

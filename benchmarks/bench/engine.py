@@ -21,11 +21,7 @@ import numpy as np
 from PIL import Image
 
 import cliprt
-
-
-def _l2_normalize(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
+from cliprt.runtime.vectors import l2_normalize
 
 
 class Engine:
@@ -93,7 +89,7 @@ class Engine:
 
     def _run(self, tower: Any, x: Any) -> Any:
         if not self._cuda:
-            return _l2_normalize(tower.run(x))
+            return l2_normalize(tower.run(x))
         binding = tower.session.io_binding()
         binding.bind_ortvalue_input(tower.input_name, x)
         binding.bind_output(tower.output_name, "cuda", 0)
@@ -116,7 +112,7 @@ class Engine:
         """A tower output as normalised float32 on the host."""
         if isinstance(out, np.ndarray):
             return out
-        return _l2_normalize(np.asarray(out.numpy(), dtype=np.float32))
+        return l2_normalize(np.asarray(out.numpy(), dtype=np.float32))
 
     # --- end to end: the public API ---
 

@@ -83,7 +83,7 @@ def cpu_description() -> dict[str, Any]:
     }
 
 
-def default_threads() -> int:
+def physical_cores() -> int:
     """Threads to use when none are asked for: the physical cores available to us."""
     cpu = cpu_description()
     return max(1, min(cpu["physical_cores"] or cpu["usable_cores"], cpu["usable_cores"]))

@@ -7,7 +7,7 @@ import time
 from typing import TextIO
 
 
-class Progress:
+class BenchProgress:
     """Prints `[bench mm:ss] message` lines, with a step counter when a total is known."""
 
     def __init__(self, *, stream: TextIO | None = None, quiet: bool = False) -> None:

@@ -21,13 +21,13 @@ import numpy as np
 from cliprt.bench import env as envmod
 from cliprt.bench.inputs import BenchInputs, make_inputs, token_counter
 from cliprt.bench.parity import compare
-from cliprt.bench.progress import Progress
+from cliprt.bench.progress import BenchProgress
 from cliprt.bench.timing import Timing, measure_interleaved
 from cliprt.errors import CliprtError, InputError, ModelFolderError
 from cliprt.manifest import MANIFEST_NAME, Manifest, read_manifest
 
 SCHEMA = "cliprt-bench/1"
-TOWERS = ("image", "text")
+BENCH_TOWERS = ("image", "text")
 # bench says image/text (what a user embeds); the manifest says vision/text.
 MANIFEST_TOWER = {"image": "vision", "text": "text"}
 RANDOM_PREFIX = "random:"
@@ -56,7 +56,7 @@ class BenchConfig:
     """What to measure. Lists are in the order given on the command line."""
 
     model: str
-    towers: tuple[str, ...] = TOWERS
+    towers: tuple[str, ...] = BENCH_TOWERS
     precisions: tuple[str, ...] = ("fp32", "int8")
     devices: tuple[str, ...] = ("cpu",)
     batches: tuple[int, ...] = (1, 8, 32)
@@ -97,7 +97,7 @@ class _Workdir:
 # ---------------------------------------------------------------- model resolution
 
 
-def _export(source: str, out: Path, precisions: Sequence[str], progress: Progress) -> dict:
+def _export(source: str, out: Path, precisions: Sequence[str], progress: BenchProgress) -> dict:
     from cliprt.export import export_model
 
     progress.say(f"exporting {source} ({', '.join(precisions)}) to {out} ...")
@@ -113,7 +113,7 @@ def _export(source: str, out: Path, precisions: Sequence[str], progress: Progres
     return {"source": source, "seconds": seconds, "precisions": list(precisions)}
 
 
-def _rebuild_random(arch_source: str, work: Path, progress: Progress) -> str:
+def _rebuild_random(arch_source: str, work: Path, progress: BenchProgress) -> str:
     from cliprt.export.random_checkpoints import build_random_checkpoint, parse_random_source
 
     arch = parse_random_source(arch_source)
@@ -123,7 +123,7 @@ def _rebuild_random(arch_source: str, work: Path, progress: Progress) -> str:
     return str(build_random_checkpoint(arch, work / f"random-{arch}", seed=0))
 
 
-def resolve_model(cfg: BenchConfig, work: Path, progress: Progress) -> ResolvedModel:
+def resolve_target(cfg: BenchConfig, work: Path, progress: BenchProgress) -> ResolvedModel:
     """Finds or makes the model folder and the reference checkpoint.
 
     MODEL is an exported folder or a shipped model's name (reference from --reference,
@@ -177,7 +177,7 @@ def resolve_model(cfg: BenchConfig, work: Path, progress: Progress) -> ResolvedM
 
 
 def _reference_of_folder(
-    cfg: BenchConfig, manifest: Manifest, work: Path, progress: Progress
+    cfg: BenchConfig, manifest: Manifest, work: Path, progress: BenchProgress
 ) -> tuple[str, str]:
     if cfg.reference:
         return cfg.reference, f"--reference {cfg.reference}"
@@ -205,7 +205,7 @@ def _reference_of_folder(
 
 def check_config(cfg: BenchConfig) -> None:
     """Raises InputError for a config no run could satisfy."""
-    bad = [t for t in cfg.towers if t not in TOWERS]
+    bad = [t for t in cfg.towers if t not in BENCH_TOWERS]
     if bad or not cfg.towers:
         raise InputError(f"--towers: unknown {bad or 'empty'}; use image, text or image,text")
     bad = [p for p in cfg.precisions if p not in ("fp32", "fp16", "int8", "bf16")]
@@ -637,7 +637,7 @@ def _memory(
 # ---------------------------------------------------------------- entry
 
 
-def run(cfg: BenchConfig, *, progress: Progress | None = None) -> dict[str, Any]:
+def run(cfg: BenchConfig, *, progress: BenchProgress | None = None) -> dict[str, Any]:
     """Runs the benchmark described by `cfg` and returns every figure (see report.py).
 
     Raises:
@@ -645,7 +645,7 @@ def run(cfg: BenchConfig, *, progress: Progress | None = None) -> dict[str, Any]
         CliprtError: export, load or measurement failures from cliprt.
     """
     check_config(cfg)
-    progress = progress or Progress()
+    progress = progress or BenchProgress()
     # Before anything imports torch (the exporter does): libgomp reads it once.
     omp_policy = WAIT_POLICIES[cfg.wait_policy][1]
     torch_was_loaded = "torch" in sys.modules
@@ -658,7 +658,7 @@ def run(cfg: BenchConfig, *, progress: Progress | None = None) -> dict[str, Any]
         env["torch_loaded_before_policy"] = torch_was_loaded
         for line in envmod.header_lines(env):
             progress.say(line)
-        model = resolve_model(cfg, work.path, progress)
+        model = resolve_target(cfg, work.path, progress)
         # bf16 runs the fp32 files (OpenVINO / ARM64 fastmath).
         missing = [
             p

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cliprt.bench.env import default_threads, environment, load_average
+from cliprt.bench.env import environment, load_average, physical_cores
 from cliprt.bench.inputs import make_images, make_texts, token_counter
 from cliprt.bench.serve_load import (
     LoadResult,
@@ -560,7 +560,7 @@ def main(argv: Sequence[str]) -> int:
         concurrency=ns.concurrency,
         http_concurrency=ns.http_concurrency,
         rates=ns.rates,
-        threads=ns.threads or default_threads(),
+        threads=ns.threads or physical_cores(),
         max_batch=ns.max_batch,
         max_wait_ms=ns.max_wait_ms,
         requests_per_caller=ns.requests_per_caller,

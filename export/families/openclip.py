@@ -486,7 +486,7 @@ def load(folder: Path, label: str, work: Path) -> Checkpoint:
     from cliprt.export.clip_vocab import save_clip_tokenizer
     from cliprt.export.families.clip import checkpoint_from_clip
     from cliprt.export.towers import towers_from_model
-    from cliprt.runtime.images import preprocess
+    from cliprt.runtime.preprocess import preprocess
 
     check(folder, label)
     model_cfg, preprocess_cfg = read_config(folder, label)

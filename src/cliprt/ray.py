@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from cliprt.errors import InputError
-from cliprt.runtime.images import DEFAULT_MAX_IMAGE_PIXELS
+from cliprt.runtime.preprocess import DEFAULT_MAX_IMAGE_PIXELS
 from cliprt.runtime.shards import META_KEY, failures_schema_fields, pyarrow
 from cliprt.runtime.sources import IMAGE_SUFFIXES
 

@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 
 from cliprt.errors import InputError
 from cliprt.manifest import Preprocessing
-from cliprt.runtime.images import DecodeOptions, decode_image, preprocess, resize_output_size
+from cliprt.runtime.preprocess import DecodeOptions, decode_image, preprocess, resize_output_size
 
 transformers = pytest.importorskip("transformers")
 
