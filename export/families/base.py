@@ -89,3 +89,23 @@ def torch_embeds(fn: Callable[..., Any]) -> Callable[..., Any]:
         return out.float().numpy()
 
     return run
+
+
+def hf_vision_arch(vc: Any) -> TowerArch:
+    """The shape facts of a transformers vision config (CLIP's and SigLIP's alike)."""
+    return TowerArch(
+        int(vc.num_hidden_layers),
+        int(vc.hidden_size),
+        int(vc.num_attention_heads),
+        {"patch_size": int(vc.patch_size), "image_size": int(vc.image_size)},
+    )
+
+
+def hf_text_arch(tc: Any, context_length: int) -> TowerArch:
+    """The shape facts of a transformers text config (CLIP's and SigLIP's alike)."""
+    return TowerArch(
+        int(tc.num_hidden_layers),
+        int(tc.hidden_size),
+        int(tc.num_attention_heads),
+        {"vocab_size": int(tc.vocab_size), "context_length": context_length},
+    )

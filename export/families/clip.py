@@ -6,7 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from cliprt.errors import ExportError
-from cliprt.export.families.base import Checkpoint, TowerArch, torch_embeds
+from cliprt.export.families.base import (
+    Checkpoint,
+    hf_text_arch,
+    hf_vision_arch,
+    torch_embeds,
+)
 from cliprt.manifest import Preprocessing
 
 NAME = "clip"
@@ -86,18 +91,8 @@ def checkpoint_from_clip(
         vision=vision,
         text=text,
         exporter="optimum-clip",
-        vision_arch=TowerArch(
-            int(vc.num_hidden_layers),
-            int(vc.hidden_size),
-            int(vc.num_attention_heads),
-            {"patch_size": int(vc.patch_size), "image_size": int(vc.image_size)},
-        ),
-        text_arch=TowerArch(
-            int(tc.num_hidden_layers),
-            int(tc.hidden_size),
-            int(tc.num_attention_heads),
-            {"vocab_size": int(tc.vocab_size), "context_length": context_length},
-        ),
+        vision_arch=hf_vision_arch(vc),
+        text_arch=hf_text_arch(tc, context_length),
         embed_dim=int(config.projection_dim),
         image_size=int(vc.image_size),
         context_length=context_length,

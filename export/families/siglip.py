@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from cliprt.errors import ExportError
-from cliprt.export.families.base import Checkpoint, TowerArch, torch_embeds
+from cliprt.export.families.base import (
+    Checkpoint,
+    hf_text_arch,
+    hf_vision_arch,
+    torch_embeds,
+)
 from cliprt.manifest import Preprocessing
 
 NAME = "siglip"
@@ -168,18 +173,8 @@ def load(folder: Path, label: str, work: Path) -> Checkpoint:
         vision=vision,
         text=text,
         exporter="torch",
-        vision_arch=TowerArch(
-            int(vc.num_hidden_layers),
-            int(vc.hidden_size),
-            int(vc.num_attention_heads),
-            {"patch_size": int(vc.patch_size), "image_size": int(vc.image_size)},
-        ),
-        text_arch=TowerArch(
-            int(tc.num_hidden_layers),
-            int(tc.hidden_size),
-            int(tc.num_attention_heads),
-            {"vocab_size": int(tc.vocab_size), "context_length": context_length},
-        ),
+        vision_arch=hf_vision_arch(vc),
+        text_arch=hf_text_arch(tc, context_length),
         embed_dim=int(getattr(tc, "projection_size", None) or tc.hidden_size),
         image_size=int(vc.image_size),
         context_length=context_length,
