@@ -16,7 +16,6 @@ import operator
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -53,6 +52,7 @@ from cliprt.runtime.sessions import TowerSession, _set_config
 from cliprt.runtime.threads import check_threads
 from cliprt.runtime.tokenizer import ClipTokenizer, check_texts
 from cliprt.runtime.vectors import l2_normalize
+from cliprt.shipped import shipped_folder, shipped_models
 from cliprt.verified_files import checked_path
 
 if TYPE_CHECKING:
@@ -68,21 +68,6 @@ __all__ = [
     "shipped_folder",
     "shipped_models",
 ]
-
-
-def shipped_folder(name: str) -> Path | None:
-    """The folder models/`name` shipped inside the installed cliprt package (a model
-    folder or a checkpoint), or None where the package has none of that name."""
-    folder = resources.files("cliprt") / "models" / name
-    return Path(str(folder)) if folder.is_dir() else None
-
-
-def shipped_models() -> list[str]:
-    """Names of the model folders shipped inside the cliprt package (e.g. "shapes")."""
-    root = resources.files("cliprt") / "models"
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "manifest.json").is_file())
 
 
 def resolve_model(model: str | os.PathLike[str]) -> Path:

@@ -4,7 +4,7 @@ exported model folder, the accuracy table and the figures json.
     python -m training.package_shapes training/out/shapes-checkpoint
 
 1. training/shapes-checkpoint/: the HF checkpoint, kept in the repository and out of
-   the wheel (it needs torch; cliprt.checkpoints finds it from a clone). Weights are
+   the wheel (it needs torch; cliprt.shipped finds it from a clone). Weights are
    stored in fp16 (half the bytes; transformers loads them as fp32 when asked, as
    cliprt's exporter does) and only tokenizer.json of the tokenizer files
    (CLIPTokenizerFast needs no vocab.json/merges.txt); tokenizer.json and
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=lambda line: print(f"  export: {line}", flush=True),
     )
     # The manifest's source names the shipped checkpoint, not this machine's path to it:
-    # "cliprt:NAME" is found by cliprt.checkpoints (the package, else the source tree).
+    # "cliprt:NAME" is found by cliprt.shipped (the package, else the source tree).
     manifest = read_manifest(MODEL_OUT)
     write_manifest(MODEL_OUT, dataclasses.replace(manifest, source=f"cliprt:{checkpoint.name}"))
     link_shared_files(checkpoint, MODEL_OUT)

@@ -184,10 +184,10 @@ def _reference_of_folder(
     source = manifest.source
     if source.startswith(RANDOM_PREFIX):
         return _rebuild_random(source, work, progress), f"{source} rebuilt with seed 0"
-    if source.startswith("cliprt:"):  # a checkpoint of cliprt's (package or source tree)
-        from cliprt.checkpoints import find_checkpoint
+    from cliprt.shipped import SOURCE_SCHEME, find_checkpoint
 
-        shipped = find_checkpoint(source.removeprefix("cliprt:"))
+    if source.startswith(SOURCE_SCHEME):  # a checkpoint of cliprt's (package or source tree)
+        shipped = find_checkpoint(source.removeprefix(SOURCE_SCHEME))
         if shipped is not None:
             return str(shipped), f"the shipped checkpoint {source}"
     if Path(source).is_dir():

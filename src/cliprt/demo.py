@@ -129,7 +129,7 @@ def _passive_openmp() -> Iterator[None]:
 
 def _run(args: argparse.Namespace, out: Path) -> None:
     import cliprt
-    from cliprt.checkpoints import require_checkpoint
+    from cliprt.shipped import require_checkpoint
 
     has_torch = _has_export_extra()
     checkpoint: Path | None = None

@@ -14,8 +14,8 @@ from training import evaluate
 def test_shipped_checkpoint_matches_the_exported_fp32_folder() -> None:
     pytest.importorskip("torch", reason="needs the export extra (torch)")
     pytest.importorskip("transformers", reason="needs the export extra (transformers)")
-    from cliprt.checkpoints import find_checkpoint
     from cliprt.shapes import generate
+    from cliprt.shipped import find_checkpoint
 
     checkpoint = find_checkpoint("shapes-checkpoint")
     if checkpoint is None:

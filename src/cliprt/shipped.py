@@ -1,4 +1,6 @@
-"""HF checkpoints that cliprt's repository keeps and its wheel does not ship.
+"""The one registry of what cliprt ships: the model folders inside the package
+(models/NAME, loaded by name: `cliprt.load("shapes")`) and the HF checkpoints that the
+repository keeps and the wheel does not ship (a manifest source "cliprt:NAME").
 
 The `shapes` model's HF checkpoint (what the shipped ONNX folder models/shapes was
 exported from) is of use only with torch: `cliprt demo`'s export step, the bench's
@@ -12,14 +14,31 @@ direct_url.json).
 from __future__ import annotations
 
 import json
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from cliprt.errors import ModelFolderError
 
+# A manifest source naming one of cliprt's own checkpoints: "cliprt:NAME".
+SOURCE_SCHEME = "cliprt:"
 # name (as in a manifest source "cliprt:NAME") -> folder in the source tree
 SOURCE_TREE_CHECKPOINTS = {"shapes-checkpoint": "training/shapes-checkpoint"}
+
+
+def shipped_folder(name: str) -> Path | None:
+    """The folder models/`name` shipped inside the installed cliprt package (a model
+    folder or a checkpoint), or None where the package has none of that name."""
+    folder = resources.files("cliprt") / "models" / name
+    return Path(str(folder)) if folder.is_dir() else None
+
+
+def shipped_models() -> list[str]:
+    """Names of the model folders shipped inside the cliprt package (e.g. "shapes")."""
+    root = resources.files("cliprt") / "models"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "manifest.json").is_file())
 
 
 def source_trees() -> list[Path]:
@@ -40,8 +59,6 @@ def source_trees() -> list[Path]:
 def find_checkpoint(name: str) -> Path | None:
     """The folder of the checkpoint `name` (e.g. "shapes-checkpoint"): a folder models/NAME
     shipped in the package, else the source tree's; None where neither exists."""
-    from cliprt.runtime.model import shipped_folder
-
     shipped = shipped_folder(name)
     if shipped is not None:
         return shipped

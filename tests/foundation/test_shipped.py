@@ -1,4 +1,4 @@
-"""cliprt.checkpoints finds the checkpoints kept in the source tree (not in the wheel)
+"""cliprt.shipped finds the checkpoints kept in the source tree (not in the wheel)
 from a clone, and says what to do where an install has none."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cliprt.checkpoints import SOURCE_TREE_CHECKPOINTS, find_checkpoint, require_checkpoint
 from cliprt.errors import ModelFolderError
 from cliprt.runtime.model import shipped_folder
+from cliprt.shipped import SOURCE_TREE_CHECKPOINTS, find_checkpoint, require_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 
