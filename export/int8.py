@@ -140,7 +140,7 @@ def quantize_int8(
         raise ValueError("the static int8 formulation needs calibration inputs")
     if options.static and options.graph == "raw" and raw is None:
         raise ValueError("the static int8 formulation of the raw graph needs `raw`")
-    base = Path(raw) if options.static and options.graph == "raw" else src
+    base = Path(raw) if raw is not None and options.static and options.graph == "raw" else src
     exclude = list(options.exclude_nodes)
     if options.keep_projection:
         exclude += projection_nodes(base)

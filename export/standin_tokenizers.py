@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import itertools
 from pathlib import Path
+from typing import Any
 
 # Caption-like lines and a few plain sentences: deterministic text, so a test session
 # trains the same model everywhere.
@@ -126,7 +127,7 @@ def train_standin(kind: str, folder: str | Path, *, vocab_size: int = 600) -> Pa
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    common = {
+    common: dict[str, Any] = {
         "sentence_iterator": iter(standin_corpus()),
         "model_writer": buf,
         "vocab_size": vocab_size,

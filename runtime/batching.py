@@ -408,7 +408,7 @@ class Batcher:
         self._closed = False
         self._abort = False  # close(drain=False): queued decodes fail instead of running
         self._close_lock = threading.Lock()
-        limits = {
+        limits: dict[str, Any] = {
             "max_batch": self.max_batch,
             "max_wait_s": self.max_wait_ms / 1000,
             "max_queue": self.max_queue,
@@ -586,8 +586,9 @@ class Batcher:
         except concurrent.futures.TimeoutError:
             # Late in the tower call or still queued: either way the caller is gone.
             fut.cancel()
+            deadline_ms = (wait_s or 0.0) * 1000  # a TimeoutError implies a finite wait
             raise DeadlineExceeded(
-                f"{lane} request: no result within its deadline of {wait_s * 1000:.1f} ms; "
+                f"{lane} request: no result within its deadline of {deadline_ms:.1f} ms; "
                 "raise timeout_ms, or lower the load"
             ) from None
 

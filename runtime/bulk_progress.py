@@ -72,7 +72,7 @@ class JobProgress:
     def line(self, now: float | None = None) -> str:
         """The current state as one line: count, percentage, elapsed, ETA and rate."""
         now = time.monotonic() if now is None else now
-        return self._tqdm.format_meter(
+        return self._tqdm.format_meter(  # type: ignore[attr-defined]
             self.done - self._initial,
             None if self.total is None else self.total - self._initial,
             now - self._start,

@@ -15,10 +15,11 @@ import ctypes
 import ctypes.util
 import functools
 import sys
+from typing import Any
 
 
 @functools.cache
-def _malloc_trim():  # -> ctypes function or None
+def _malloc_trim() -> Any:  # a ctypes function, or None
     if not sys.platform.startswith("linux"):
         return None
     try:

@@ -490,7 +490,7 @@ class Index:
                 first = False
                 if pad:
                     digest.update(bytes(pad))
-                digest.update(memoryview(arr.reshape(-1).view(np.uint8)))
+                digest.update(arr.reshape(-1).view(np.uint8).data)
                 layout.append((pad, arr))
                 offset += pad + arr.nbytes
         header = _HEADER.pack(
@@ -505,7 +505,7 @@ class Index:
             f.write(header)
             for pad, arr in layout:
                 f.write(bytes(pad))
-                f.write(memoryview(arr.reshape(-1).view(np.uint8)))
+                f.write(arr.reshape(-1).view(np.uint8).data)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, mmap: bool = True) -> Index:

@@ -13,7 +13,7 @@ from cliprt.errors import InputError
 from cliprt.runtime.bulk import check_writable_folder
 from cliprt.runtime.fingerprint import ModelFingerprint, check_same_model
 from cliprt.runtime.index import Index
-from cliprt.runtime.shards import EmbeddingBatch, ShardReader, read_npy_with_ids
+from cliprt.runtime.shards import EmbeddingBatch, NpyWithIds, ShardReader, read_npy_with_ids
 
 _READ_ROWS = 65536
 
@@ -65,12 +65,12 @@ class _Source:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._npy: NpyWithIds | None = None
         if path.suffix.lower() == ".npy":
             self._npy = read_npy_with_ids(path)
             self.fingerprint = self._npy.fingerprint
             self.rows = int(self._npy.embeddings.shape[0])
         else:
-            self._npy = None
             self._reader = ShardReader(path)
             self.fingerprint = self._reader.fingerprint
             self.rows = self._reader.rows

@@ -66,7 +66,7 @@ class KeyStore:
         return len(self._ends)
 
     def _materialize(self) -> None:
-        if self._offsets is None:
+        if self._offsets is None or self._blob is None:
             return
         self._buf = bytearray(self._blob.tobytes())
         self._ends = array("q", self._offsets[1:].tolist())
@@ -80,7 +80,7 @@ class KeyStore:
             self._ends.append(len(self._buf))
 
     def __getitem__(self, row: int) -> str:
-        if self._offsets is not None:
+        if self._offsets is not None and self._blob is not None:
             lo, hi = int(self._offsets[row]), int(self._offsets[row + 1])
             return self._blob[lo:hi].tobytes().decode("utf-8")
         lo = self._ends[row - 1] if row else 0

@@ -314,10 +314,11 @@ class ClipModel:
                     good[i] = False
                 else:
                     rows.append(i)
+            pixels = [x for x in decoded if not isinstance(x, ImageFailure)]
             if len(rows) == len(decoded):
-                out[start : start + len(decoded)] = self.vision.run(np.stack(decoded))
+                out[start : start + len(decoded)] = self.vision.run(np.stack(pixels))
             elif rows:
-                out[rows] = self.vision.run(np.stack([decoded[i - start] for i in rows]))
+                out[rows] = self.vision.run(np.stack(pixels))
 
         if n == 1:
             run(0, [decode(0)])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["MalformedOnnxError", "external_data_locations"]
@@ -52,7 +53,7 @@ def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: memoryview, start: int, end: int):
+def _fields(buf: memoryview, start: int, end: int) -> Iterator[tuple[int, int | tuple[int, int]]]:
     """Yields (field number, value): an int for varints, (start, end) for bytes fields;
     fixed-width fields are skipped."""
     pos = start

@@ -78,7 +78,7 @@ def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
 def shard_schema(dim: int, fingerprint: ModelFingerprint | None) -> Any:
     """The Arrow schema of a shard of `dim`-wide embeddings, with cliprt's metadata."""
     pa = pyarrow()
-    meta = {"format": SHARD_FORMAT}
+    meta: dict[str, Any] = {"format": SHARD_FORMAT}
     if fingerprint is not None:
         meta["fingerprint"] = fingerprint.to_dict()
         meta["precision"] = fingerprint.precision

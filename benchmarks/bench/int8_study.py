@@ -147,7 +147,7 @@ def prepare(work: Path, arch: str) -> None:
             .float()
             .numpy()
         )
-    np.savez(work / "inputs.npz", **arrays)
+    np.savez(work / "inputs.npz", **arrays)  # type: ignore[arg-type]
     (work / "texts.json").write_text(
         json.dumps({"eval": data["eval_texts"], "calib": data["calib_texts"]}, indent=1)
     )

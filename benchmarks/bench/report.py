@@ -171,7 +171,7 @@ def baseline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         eng = {p: tower_rows.get((tower, device, batch, p)) for p in precs}
         ms = {p: r["engine"]["p50_ms"] for p, r in eng.items() if r}
         ref = next((r["reference"] for r in eng.values() if r and r["reference"]), None)
-        best = min(ms, key=ms.get) if ms else None
+        best = min(ms, key=lambda p: ms[p]) if ms else None
         cells = [tower, str(batch)]
         cells += [_ms(ms.get(p)) for p in precs]
         cells.append(_ms(ref["p50_ms"]) if ref else "-")

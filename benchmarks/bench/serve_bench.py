@@ -23,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,11 @@ def _batch_delta(before: dict[int, int], after: dict[int, int]) -> dict[int, int
 def _mean_batch(sizes: dict[int, int]) -> float | None:
     n = sum(sizes.values())
     return sum(k * v for k, v in sizes.items()) / n if n else None
+
+
+def _same(value: Any) -> Any:
+    """A caller factory that hands out `value` itself (closed_loop calls it per worker)."""
+    return value
 
 
 def _rotate(items: Sequence[str], k: int) -> list[str]:
@@ -326,7 +332,7 @@ def _measure(
             before = b.stats(modality).batch_sizes if b else {}
             call = direct_call if b is None else batcher_call(b)
             cpu0 = time.process_time()
-            res = closed_loop(lambda call=call: call, concurrency=c, requests=requests, warmup=c)
+            res = closed_loop(partial(_same, call), concurrency=c, requests=requests, warmup=c)
             # CPU time of this whole process (callers, decoding, onnxruntime) per request:
             # the cost of a request, whatever share of a shared machine the run got.
             cpu_ms = (time.process_time() - cpu0) * 1000 / (requests + c)
@@ -345,7 +351,7 @@ def _measure(
             before = scrape_batch_sizes(s.url)
             cpu0, server0 = time.process_time(), _process_cpu_s(s.proc.pid)
             res = closed_loop(
-                lambda s=s: http_caller(s.url, bodies), concurrency=c, requests=requests, warmup=c
+                partial(http_caller, s.url, bodies), concurrency=c, requests=requests, warmup=c
             )
             client_ms = (time.process_time() - cpu0) * 1000 / (requests + c)
             server1 = _process_cpu_s(s.proc.pid)

@@ -295,7 +295,7 @@ def run(
                 if b == 1 and own_floors is not None:
                     # Paired with its floors, alternately: the ratio the targets are about.
                     ms, floor_ms, floor_method, done = _paired_median_ms(
-                        own_floors, lambda s=search, q=queries[b]: s(q), max(repeats, 7)
+                        own_floors, partial(search, queries[b]), max(repeats, 7)
                     )
                 else:
                     ms, done = _median_ms(partial(search, queries[b]), repeats)

@@ -7,6 +7,7 @@ UnsupportedCheckpointError naming what it saw, the supported families and what t
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from types import ModuleType
@@ -49,17 +50,11 @@ def supported_text() -> str:
 
 def family_module(name: str) -> ModuleType:
     """The module of a family name ("clip", "openclip", "siglip")."""
-    if name == "clip":
-        from cliprt.export.families import clip as module
-    elif name == "openclip":
-        from cliprt.export.families import openclip as module
-    elif name == "siglip":
-        from cliprt.export.families import siglip as module
-    else:
+    if name not in ("clip", "openclip", "siglip"):
         raise UnsupportedCheckpointError(
             f"unknown checkpoint family {name!r}; supported: {', '.join(SUPPORTED)}"
         )
-    return module
+    return importlib.import_module(f"cliprt.export.families.{name}")
 
 
 def detect(folder: Path, label: str) -> str:
@@ -84,7 +79,7 @@ def detect(folder: Path, label: str) -> str:
     if model_type == "siglip":
         return "siglip"
     what, todo = _KNOWN_OTHERS.get(
-        model_type,
+        str(model_type),
         (
             f"a {model_type!r} checkpoint",
             "convert it to one of the supported families, or open an issue",

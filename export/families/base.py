@@ -109,3 +109,13 @@ def hf_text_arch(tc: Any, context_length: int) -> TowerArch:
         int(tc.num_attention_heads),
         {"vocab_size": int(tc.vocab_size), "context_length": context_length},
     )
+
+
+def rgb(values: Any) -> tuple[float, float, float]:
+    """One float per RGB channel (image_mean / image_std), as Preprocessing takes them.
+
+    Raises:
+        ValueError: not three values.
+    """
+    r, g, b = (float(x) for x in values)
+    return r, g, b

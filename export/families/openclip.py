@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cliprt.errors import ExportError, UnsupportedCheckpointError
-from cliprt.export.families.base import Checkpoint
+from cliprt.export.families.base import Checkpoint, rgb
 from cliprt.manifest import Preprocessing
 
 NAME = "openclip"
@@ -468,8 +468,8 @@ def preprocessing(preprocess_cfg: dict[str, Any], image_size: int, label: str) -
         do_rescale=True,
         rescale_factor=1 / 255,
         do_normalize=True,
-        image_mean=tuple(float(x) for x in preprocess_cfg.get("mean", OPENAI_MEAN)),
-        image_std=tuple(float(x) for x in preprocess_cfg.get("std", OPENAI_STD)),
+        image_mean=rgb(preprocess_cfg.get("mean", OPENAI_MEAN)),
+        image_std=rgb(preprocess_cfg.get("std", OPENAI_STD)),
         do_convert_rgb=True,
         resize_mode="squash" if mode == "squash" else "shortest_edge",
         crop_rounding="round",

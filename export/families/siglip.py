@@ -24,6 +24,7 @@ from cliprt.export.families.base import (
     Checkpoint,
     hf_text_arch,
     hf_vision_arch,
+    rgb,
     torch_embeds,
 )
 from cliprt.manifest import Preprocessing
@@ -227,8 +228,8 @@ def preprocessing_from_processor(processor: Any, image_size: int, label: str) ->
         do_rescale=bool(processor.do_rescale),
         rescale_factor=float(processor.rescale_factor),
         do_normalize=bool(processor.do_normalize),
-        image_mean=tuple(float(x) for x in processor.image_mean),
-        image_std=tuple(float(x) for x in processor.image_std),
+        image_mean=rgb(processor.image_mean),
+        image_std=rgb(processor.image_std),
         do_convert_rgb=bool(getattr(processor, "do_convert_rgb", None) is not False),
         resize_mode="squash",
     )

@@ -212,7 +212,8 @@ CHOICES = {
 
 
 def _check_choices(data: dict[str, Any], where: str) -> None:
-    pre = data.get("preprocessing") if isinstance(data.get("preprocessing"), dict) else {}
+    raw_pre = data.get("preprocessing")
+    pre: dict[str, Any] = raw_pre if isinstance(raw_pre, dict) else {}
     for key, known in CHOICES.items():
         value = data.get(key, pre.get(key, known[0]))
         if value not in known:

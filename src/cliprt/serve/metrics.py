@@ -3,6 +3,8 @@ that two servers in one process (tests) never share counters."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -70,7 +72,7 @@ class Metrics:
     def watch(self, batcher: Batcher) -> None:
         """Reads each lane's queue depth at scrape time."""
         for lane in LANES:
-            self.queue_depth.labels(lane).set_function(lambda lane=lane: batcher.queue_depth(lane))
+            self.queue_depth.labels(lane).set_function(partial(batcher.queue_depth, lane))
 
     def render(self) -> bytes:
         """The exposition text of every metric."""
