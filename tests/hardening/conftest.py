@@ -1,6 +1,6 @@
 """Fixtures of the hardening tests: the shipped `shapes` model, a writable copy of its
-folder, the CLI as a subprocess, and the tally of cases the README's Reliability
-section quotes.
+folder, and the report of the tally (tests/hardening/support.py) that the README's
+Reliability section quotes.
 
 The tally: every stress and fuzz case adds its outcome to TALLY; the session prints it
 at the end, and writes it as JSON where CLIPRT_RELIABILITY_OUT names a file (that is how
@@ -12,22 +12,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-# surface -> outcome -> count. Outcomes: "ok", "typed_error", "foreign_exception",
-# "crash" (killed by a signal), "hang" (past its timeout), "traceback" (CLI).
-TALLY: dict[str, Counter[str]] = {}
-
-
-def tally(surface: str, outcome: str) -> None:
-    """Counts one case of `surface` with `outcome`."""
-    TALLY.setdefault(surface, Counter())[outcome] += 1
+from tests.hardening.support import TALLY
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -64,18 +54,3 @@ def shapes_copy(tmp_path: Path) -> Path:
     folder = shipped_folder("shapes")
     assert folder is not None
     return Path(shutil.copytree(folder, tmp_path / "shapes"))
-
-
-def run_cli(
-    *args: str, timeout: float = 120, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`cliprt ARGS` in a fresh interpreter (python -m cliprt.cli), text output."""
-    return subprocess.run(
-        [sys.executable, "-m", "cliprt.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        errors="replace",
-    )

@@ -5,7 +5,6 @@ max_image_pixels above Pillow's own guard."""
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,14 @@ from PIL import Image
 import cliprt
 from cliprt.errors import InputError, ModelClosedError
 from tests.hardening.corpus import dds
+from tests.helpers import call_with_timeout
 
 
 def _in_thread(call: Any, timeout: float = 30) -> BaseException | None:
-    """Runs `call` in a daemon thread; fails the test if it is still running after
-    `timeout` seconds (a FIFO read blocks forever)."""
-    box: list[BaseException | None] = [None]
-
-    def target() -> None:
-        try:
-            call()
-        except BaseException as exc:
-            box[0] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    assert not thread.is_alive(), f"{call} hangs"
-    return box[0]
+    """Runs `call`; fails the test if it is still running after `timeout` seconds."""
+    hung, exc = call_with_timeout(call, timeout)
+    assert not hung, f"{call} hangs"
+    return exc
 
 
 # -- item 5: FIFOs and other non-regular files ----------------------------------------------

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cliprt.errors import ExportError
-from tests.hardening.conftest import run_cli
+from tests.hardening.support import run_cli
 
 FAST = ("--device", "cpu", "--precision", "fp32", "--threads", "1", "-q")
 

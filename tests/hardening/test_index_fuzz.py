@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from cliprt.errors import IndexFileError
 from cliprt.runtime.index import Index
-from tests.hardening.conftest import tally
+from tests.hardening.support import tally
 
 SURFACE = "Index.load (fuzzed files)"
 FUZZ = settings(

@@ -28,7 +28,7 @@ from cliprt.manifest import (
     read_manifest,
     verified_path,
 )
-from tests.hardening.conftest import tally
+from tests.hardening.support import tally
 
 SURFACE = "read_manifest (fuzzed manifests)"
 FUZZ = settings(

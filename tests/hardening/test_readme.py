@@ -15,7 +15,7 @@ BAD = ("crash", "hang", "foreign_exception", "traceback", "unnamed_error")
 
 
 def render_table(report: dict[str, Any]) -> str:
-    """The README table of a tally report (tests/hardening/conftest.py writes it)."""
+    """The README table of a tally report (tests/hardening/conftest.py writes it from support.TALLY)."""
     lines = [
         "| surface | cases | handled (ok) | typed errors | failed badly |",
         "|---|---:|---:|---:|---:|",

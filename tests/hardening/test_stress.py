@@ -2,7 +2,7 @@
 `encode_images`, `cliprt embed` and `cliprt classify`: nothing crashes or hangs, every
 real image embeds, every failure is a typed error that names its item.
 
-Each case is tallied (tests/hardening/conftest.py); the README's Reliability figures
+Each case is tallied (tests/hardening/support.py); the README's Reliability figures
 come from that tally.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ import numpy as np
 import pytest
 
 from cliprt.errors import InputError
-from tests.hardening.conftest import tally
 from tests.hardening.corpus import Case, build_corpus
+from tests.hardening.support import tally
+from tests.helpers import call_with_timeout
 
 CLI_TIMEOUT_S = 120
 API_TIMEOUT_S = 60
@@ -33,18 +33,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Case]:
 
 def _call_with_timeout(call: Any) -> tuple[str, BaseException | None]:
     """("done" | "hang", exception raised or None)."""
-    box: list[BaseException | None] = [None]
-
-    def target() -> None:
-        try:
-            call()
-        except BaseException as exc:
-            box[0] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(API_TIMEOUT_S)
-    return ("hang" if thread.is_alive() else "done"), box[0]
+    hung, exc = call_with_timeout(call, API_TIMEOUT_S)
+    return ("hang" if hung else "done"), exc
 
 
 def _api_outcome(case: Case, index: int, exc: BaseException | None, state: str) -> str:
