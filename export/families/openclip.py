@@ -279,6 +279,24 @@ def clip_config(model_cfg: dict[str, Any]) -> Any:
     )
 
 
+# OpenCLIP key -> transformers CLIPModel key, for the tensors that map one to one (both
+# directions of the conversion read this one table).
+_SIMPLE_KEYS = {
+    "visual.conv1.weight": "vision_model.embeddings.patch_embedding.weight",
+    "visual.class_embedding": "vision_model.embeddings.class_embedding",
+    "visual.positional_embedding": "vision_model.embeddings.position_embedding.weight",
+    "visual.ln_pre.weight": "vision_model.pre_layrnorm.weight",
+    "visual.ln_pre.bias": "vision_model.pre_layrnorm.bias",
+    "visual.ln_post.weight": "vision_model.post_layernorm.weight",
+    "visual.ln_post.bias": "vision_model.post_layernorm.bias",
+    "token_embedding.weight": "text_model.embeddings.token_embedding.weight",
+    "positional_embedding": "text_model.embeddings.position_embedding.weight",
+    "ln_final.weight": "text_model.final_layer_norm.weight",
+    "ln_final.bias": "text_model.final_layer_norm.bias",
+    "logit_scale": "logit_scale",
+}
+
+
 def _blocks(prefix_from: str, prefix_to: str, sd: dict[str, Any], out: dict[str, Any]) -> None:
     pattern = re.compile(re.escape(prefix_from) + r"(\d+)\.(.+)")
     names = {
@@ -319,21 +337,7 @@ def to_clip_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     _blocks("visual.transformer.resblocks.", "vision_model.encoder.layers.", sd, out)
     _blocks("transformer.resblocks.", "text_model.encoder.layers.", sd, out)
-    simple = {
-        "visual.conv1.weight": "vision_model.embeddings.patch_embedding.weight",
-        "visual.class_embedding": "vision_model.embeddings.class_embedding",
-        "visual.positional_embedding": "vision_model.embeddings.position_embedding.weight",
-        "visual.ln_pre.weight": "vision_model.pre_layrnorm.weight",
-        "visual.ln_pre.bias": "vision_model.pre_layrnorm.bias",
-        "visual.ln_post.weight": "vision_model.post_layernorm.weight",
-        "visual.ln_post.bias": "vision_model.post_layernorm.bias",
-        "token_embedding.weight": "text_model.embeddings.token_embedding.weight",
-        "positional_embedding": "text_model.embeddings.position_embedding.weight",
-        "ln_final.weight": "text_model.final_layer_norm.weight",
-        "ln_final.bias": "text_model.final_layer_norm.bias",
-        "logit_scale": "logit_scale",
-    }
-    for src, dst in simple.items():
+    for src, dst in _SIMPLE_KEYS.items():
         if src in sd:
             out[dst] = sd.pop(src)
     # OpenCLIP keeps projections as [width, embed] matrices used as x @ proj.
@@ -358,23 +362,7 @@ def from_clip_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     out: dict[str, Any] = {}
-    inverse = {
-        v: k
-        for k, v in {
-            "visual.conv1.weight": "vision_model.embeddings.patch_embedding.weight",
-            "visual.class_embedding": "vision_model.embeddings.class_embedding",
-            "visual.positional_embedding": "vision_model.embeddings.position_embedding.weight",
-            "visual.ln_pre.weight": "vision_model.pre_layrnorm.weight",
-            "visual.ln_pre.bias": "vision_model.pre_layrnorm.bias",
-            "visual.ln_post.weight": "vision_model.post_layernorm.weight",
-            "visual.ln_post.bias": "vision_model.post_layernorm.bias",
-            "token_embedding.weight": "text_model.embeddings.token_embedding.weight",
-            "positional_embedding": "text_model.embeddings.position_embedding.weight",
-            "ln_final.weight": "text_model.final_layer_norm.weight",
-            "ln_final.bias": "text_model.final_layer_norm.bias",
-            "logit_scale": "logit_scale",
-        }.items()
-    }
+    inverse = {v: k for k, v in _SIMPLE_KEYS.items()}
     names = {
         "layer_norm1": "ln_1",
         "layer_norm2": "ln_2",

@@ -284,6 +284,25 @@ def convert_siglip_tokenizer(tokenizer: Any) -> Any:
 # Shapes of the real checkpoints (config.json of the google/ repos): text, vision
 # overrides of SiglipTextConfig / SiglipVisionConfig, and the tokenizer type.
 _BASE = {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12}
+# For tests: two layers of narrow width (the random:siglip*-tiny sources).
+_TINY_TOWERS: dict[str, dict[str, int]] = {
+    "text": {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "vocab_size": 1000,
+    },
+    "vision": {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "patch_size": 16,
+        "image_size": 64,
+    },
+}
+
 _SO400M = {"hidden_size": 1152, "intermediate_size": 4304, "num_attention_heads": 16}
 RANDOM_ARCHS: dict[str, dict[str, Any]] = {
     "siglip-base-patch16-224": {
@@ -303,39 +322,11 @@ RANDOM_ARCHS: dict[str, dict[str, Any]] = {
     },
     # For tests: two layers of narrow width, both tokenizer kinds.
     "siglip-tiny": {
-        "text": {
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_attention_heads": 4,
-            "num_hidden_layers": 2,
-            "vocab_size": 1000,
-        },
-        "vision": {
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_attention_heads": 4,
-            "num_hidden_layers": 2,
-            "patch_size": 16,
-            "image_size": 64,
-        },
+        **_TINY_TOWERS,
         "tokenizer": "siglip",
     },
     "siglip2-tiny": {
-        "text": {
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_attention_heads": 4,
-            "num_hidden_layers": 2,
-            "vocab_size": 1000,
-        },
-        "vision": {
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_attention_heads": 4,
-            "num_hidden_layers": 2,
-            "patch_size": 16,
-            "image_size": 64,
-        },
+        **_TINY_TOWERS,
         "tokenizer": "gemma",
     },
 }
