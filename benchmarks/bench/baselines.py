@@ -14,10 +14,17 @@ Tower baselines, each fed the same tensors as cliprt and the reference:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from cliprt.bench.result import Skipped
+from cliprt.manifest import Manifest
+
+if TYPE_CHECKING:
+    import torch
 
 BASELINES = ("onnxruntime", "torch-fp32", "torch-bf16", "torch-compile")
 DEFAULT_BASELINES = ("onnxruntime", "torch-fp32", "torch-bf16")
@@ -30,7 +37,7 @@ def _l2(x: np.ndarray) -> np.ndarray:
 class OrtDefault:
     """onnxruntime with default SessionOptions (threads only) on the fp32 files."""
 
-    def __init__(self, folder: Path, manifest: Any, threads: int) -> None:
+    def __init__(self, folder: Path, manifest: Manifest, threads: int) -> None:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -42,7 +49,8 @@ class OrtDefault:
             s = ort.InferenceSession(str(folder / v.file), so, providers=["CPUExecutionProvider"])
             self.sessions[tower] = (s, v.input_name)
 
-    def tower(self, tower: str, host: np.ndarray) -> Any:
+    def tower(self, tower: str, host: np.ndarray) -> Callable[[], np.ndarray]:
+        """One call of `tower` ("image" / "text") on `host`, ready to be timed."""
         s, name = self.sessions[tower]
         x = np.ascontiguousarray(host, dtype=np.int64 if tower == "text" else np.float32)
         return lambda: _l2(s.run(None, {name: x})[0])
@@ -65,7 +73,8 @@ class TorchBaseline:
             self.image = torch.compile(self.image)
             self.text = torch.compile(self.text)
 
-    def tower(self, tower: str, host: np.ndarray) -> Any:
+    def tower(self, tower: str, host: np.ndarray) -> Callable[[], torch.Tensor]:
+        """One call of `tower` ("image" / "text") on `host`, ready to be timed."""
         import torch
 
         from cliprt.bench.reference import _features, _normalize
@@ -74,7 +83,7 @@ class TorchBaseline:
         if tower == "image":
             x = t.to(self.dtype)
 
-            def run() -> Any:
+            def run() -> torch.Tensor:
                 with torch.inference_mode():
                     return _normalize(_features(self.image(pixel_values=x)))
 
@@ -82,11 +91,14 @@ class TorchBaseline:
             ids = t.to(torch.int64)
             mask = torch.ones_like(ids)
 
-            def run() -> Any:
+            def run() -> torch.Tensor:
                 with torch.inference_mode():
                     return _normalize(_features(self.text(input_ids=ids, attention_mask=mask)))
 
         return run
+
+
+Baseline = OrtDefault | TorchBaseline
 
 
 def cpu_bf16() -> bool:
@@ -100,31 +112,31 @@ def load_baselines(
     names: tuple[str, ...],
     *,
     folder: Path,
-    manifest: Any,
+    manifest: Manifest,
     checkpoint: str | None,
     threads: int,
-) -> tuple[dict[str, Any], list[dict[str, str]]]:
+) -> tuple[dict[str, Baseline], list[Skipped]]:
     """The baselines asked for that can run here, and what was skipped and why."""
-    out: dict[str, Any] = {}
-    skipped: list[dict[str, str]] = []
+    out: dict[str, Baseline] = {}
+    skipped: list[Skipped] = []
     bf16 = cpu_bf16()
     for name in names:
         if name == "onnxruntime":
             if all("fp32" in manifest.towers[t] for t in ("vision", "text")):
                 out[name] = OrtDefault(folder, manifest, threads)
             else:
-                skipped.append({"what": f"baseline {name}", "reason": "the folder has no fp32"})
+                skipped.append(Skipped(f"baseline {name}", "the folder has no fp32"))
             continue
         if checkpoint is None:
-            skipped.append({"what": f"baseline {name}", "reason": "no reference checkpoint"})
+            skipped.append(Skipped(f"baseline {name}", "no reference checkpoint"))
             continue
         if name == "torch-bf16" and not bf16:
             skipped.append(
-                {
-                    "what": "baseline torch-bf16",
-                    "reason": "this CPU has no bf16 arithmetic (AMX, AVX512-BF16, ARM BF16): "
+                Skipped(
+                    "baseline torch-bf16",
+                    "this CPU has no bf16 arithmetic (AMX, AVX512-BF16, ARM BF16): "
                     "bf16 weights would be emulated",
-                }
+                )
             )
             continue
         out[name] = TorchBaseline(

@@ -7,42 +7,42 @@ matplotlib (Agg backend) is imported only here, only when a chart is written.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+from cliprt.bench.result import BenchResult
+
+# (batch, p50 ms, p90 ms, items/s)
+Point = tuple[int, float, float, float]
 
 
-def _series(result: dict[str, Any], tower: str, device: str) -> dict[str, list[tuple]]:
+def _series(result: BenchResult, tower: str, device: str) -> dict[str, list[Point]]:
     """label -> [(batch, p50_ms, p90_ms, items/s)] for the tower rows of one tower/device."""
-    series: dict[str, list[tuple]] = {}
-    seen_ref: set[tuple[str, int]] = set()
-    for r in result["rows"]:
-        if r["stage"] != "tower" or r["tower"] != tower or r["device"] != device:
+    series: dict[str, list[Point]] = {}
+    seen_ref: set[tuple[str | None, int]] = set()
+    for r in result.rows:
+        if r.stage != "tower" or r.tower != tower or r.device != device:
             continue
-        e = r["engine"]
-        series.setdefault(f"cliprt {r['precision']}", []).append(
-            (r["batch"], e["p50_ms"], e["p90_ms"], e["throughput_per_s"])
+        e = r.engine
+        series.setdefault(f"cliprt {r.precision}", []).append(
+            (r.batch, e.p50_ms, e.p90_ms, e.throughput)
         )
-        ref = r["reference"]
-        key = (r["reference_precision"], r["batch"])
+        ref = r.reference
+        key = (r.reference_precision, r.batch)
         if ref is not None and key not in seen_ref:
             seen_ref.add(key)
-            series.setdefault(f"PyTorch {r['reference_precision']}", []).append(
-                (r["batch"], ref["p50_ms"], ref["p90_ms"], ref["throughput_per_s"])
+            series.setdefault(f"PyTorch {r.reference_precision}", []).append(
+                (r.batch, ref.p50_ms, ref.p90_ms, ref.throughput)
             )
     return {k: sorted(v) for k, v in series.items()}
 
 
-def write_chart(result: dict[str, Any], path: Path) -> Path:
+def write_chart(result: BenchResult, path: Path) -> Path:
     """Writes the chart to `path` (PNG) and returns it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [
-        (tower, device)
-        for device in result.get("devices_run", [])
-        for tower in result["config"]["towers"]
-    ]
+    panels = [(tower, device) for device in result.devices_run for tower in result.config.towers]
     nrows = max(1, len(panels))
     fig, axes = plt.subplots(nrows, 2, figsize=(11, 3.6 * nrows), squeeze=False)
     for row, (tower, device) in enumerate(panels):
@@ -57,7 +57,7 @@ def write_chart(result: dict[str, Any], path: Path) -> Path:
             ax_thr.plot(
                 b, [p[3] for p in points], style, marker="o", label=label, color=line.get_color()
             )
-        batches = sorted(set(result["config"]["batches"]))
+        batches = sorted(set(result.config.batches))
         for ax, ylabel in (
             (ax_lat, "latency p50 per batch (ms), bar to p90"),
             (ax_thr, "throughput (items/s)"),
@@ -73,9 +73,9 @@ def write_chart(result: dict[str, Any], path: Path) -> Path:
         ax_lat.set_yscale("log")
     if not panels:
         axes[0][0].text(0.5, 0.5, "no device was measured", ha="center")
-    env = result["env"]
+    env = result.env
     fig.suptitle(
-        f"cliprt bench {result['model']['arg']}: {env['cpu']['model']}, "
+        f"cliprt bench {result.model.arg}: {env['cpu']['model']}, "
         f"{env['threads']} threads, {env['date_utc'][:10]}",
         fontsize=10,
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cliprt.bench.baselines import BASELINES, DEFAULT_BASELINES
+from cliprt.bench.config import WAIT_POLICIES, BenchConfig
 from cliprt.errors import CliprtError
 
 _DESCRIPTION = (
@@ -161,7 +162,7 @@ def bench_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--wait-policy",
-        choices=("passive", "active", "default"),
+        choices=tuple(WAIT_POLICIES),
         default="passive",
         help="how idle threads wait, on both sides alike: passive (default; onnxruntime "
         "without spinning, OMP_WAIT_POLICY=PASSIVE: robust on a shared machine), active "
@@ -190,9 +191,8 @@ def bench_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(ns: argparse.Namespace, argv: Sequence[str]) -> Any:
+def config_from_args(ns: argparse.Namespace, argv: Sequence[str]) -> BenchConfig:
     from cliprt.bench.env import physical_cores
-    from cliprt.bench.runner import BenchConfig
 
     return BenchConfig(
         model=ns.model,

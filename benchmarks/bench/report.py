@@ -1,21 +1,17 @@
-"""The result of a run as JSON (every raw figure), Markdown and a console table.
-
-Result shape (runner.run): `env` (machine, ISA, threads, versions, date), `config`,
-`model` (sizes on disk, source, reference), `rows` (one per stage x tower x precision x
-device x batch: `engine` and `reference` timing summaries with all per-repeat times in
-ms, `ratio_p50` = engine/reference, `speedup` = reference/engine), `parity`, `memory`
-(one entry per fresh-process probe), `skipped` (what was not measured, and why).
-"""
+"""The result of a run (result.BenchResult) as JSON (every raw figure), Markdown and a
+console table."""
 
 from __future__ import annotations
 
 import json
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cliprt.bench.env import header_lines
+from cliprt.bench.result import BaselineRow, BenchResult, MemoryProbe, Row
+from cliprt.bench.timing import Timing
 
 JSON_NAME = "bench.json"
 MARKDOWN_NAME = "bench.md"
@@ -42,52 +38,70 @@ def _ips(x: float | None) -> str:
     return "-" if x is None else (f"{x:.1f}" if x < 1000 else f"{x:.0f}")
 
 
-def sorted_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+def sorted_rows(result: BenchResult) -> list[Row]:
     return sorted(
-        result["rows"],
+        result.rows,
         key=lambda r: (
-            r["device"],
-            r["tower"],
-            _STAGE_ORDER[r["stage"]],
-            r["precision"] or "",
-            r["batch"],
+            r.device,
+            r.tower,
+            _STAGE_ORDER[r.stage],
+            r.precision or "",
+            r.batch,
         ),
     )
 
 
-def memory_summary(result: dict[str, Any]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class MemorySummary:
+    """Medians over the fresh-process probes of one (side, precision, device)."""
+
+    side: str
+    precision: str
+    device: str
+    probes: int
+    disk_bytes: int | None
+    peak_rss_bytes: float | None
+    cold_start_image_ms: float | None
+    cold_start_text_ms: float | None
+    import_ms: float | None
+    load_ms: float | None
+    gpu_process_bytes: float | None
+    torch_imported: bool
+
+
+def _median(values: list[float | int | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def memory_summary(result: BenchResult) -> list[MemorySummary]:
     """Medians over the fresh-process probes of each (side, precision, device)."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for m in result.get("memory", []):
-        groups[(m["side"], m["precision"], m["device"])].append(m)
-    sizes = result["model"]
+    groups: dict[tuple[str, str, str], list[MemoryProbe]] = defaultdict(list)
+    for m in result.memory:
+        groups[(m.side, m.precision, m.device)].append(m)
+    sizes = result.model
     out = []
     for (side, prec, device), probes in groups.items():
-
-        def med(key: str, probes=probes) -> float | None:
-            vals = [p[key] for p in probes if p.get(key) is not None]
-            return statistics.median(vals) if vals else None
-
         disk = (
-            sizes["engine_total_bytes"].get(prec)
+            sizes.engine_total_bytes.get(prec)
             if side == "engine"
-            else sizes.get("reference_checkpoint_bytes")
+            else sizes.reference_checkpoint_bytes
         )
         out.append(
-            {
-                "side": side,
-                "precision": prec,
-                "device": device,
-                "probes": len(probes),
-                "disk_bytes": disk,
-                "peak_rss_bytes": med("peak_rss_bytes"),
-                "cold_start_image_ms": med("cold_start_image_ms"),
-                "cold_start_text_ms": med("cold_start_text_ms"),
-                "import_ms": med("import_ms"),
-                "load_ms": med("load_ms"),
-                "gpu_process_bytes": med("gpu_process_bytes"),
-                "torch_imported": any(p["torch_imported"] for p in probes),
-            }
+            MemorySummary(
+                side=side,
+                precision=prec,
+                device=device,
+                probes=len(probes),
+                disk_bytes=disk,
+                peak_rss_bytes=_median([p.peak_rss_bytes for p in probes]),
+                cold_start_image_ms=_median([p.cold_start_image_ms for p in probes]),
+                cold_start_text_ms=_median([p.cold_start_text_ms for p in probes]),
+                import_ms=_median([p.import_ms for p in probes]),
+                load_ms=_median([p.load_ms for p in probes]),
+                gpu_process_bytes=_median([p.gpu_process_bytes for p in probes]),
+                torch_imported=any(p.torch_imported for p in probes),
+            )
         )
     return out
 
@@ -98,30 +112,30 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def headline_rows(result: dict[str, Any]) -> list[list[str]]:
+def headline_rows(result: BenchResult) -> list[list[str]]:
     """Tower-only rows: the engine against the reference on identical tensors."""
     cos = {
-        (p["tower"], p["precision"], p["device"]): p["min_cosine"]
-        for p in result["parity"]
-        if p["kind"] == "tower"
+        (p.tower, p.precision, p.device): p.agreement.min_cosine
+        for p in result.parity
+        if p.kind == "tower"
     }
     out = []
     for r in sorted_rows(result):
-        if r["stage"] != "tower":
+        if r.stage != "tower":
             continue
-        ref = r["reference"]
-        c = cos.get((r["tower"], r["precision"], r["device"]))
+        ref = r.reference
+        c = cos.get((r.tower, r.precision or "", r.device))
         out.append(
             [
-                r["tower"],
-                r["precision"],
-                r["device"],
-                str(r["batch"]),
-                _ms(r["engine"]["p50_ms"]),
-                _ms(ref["p50_ms"]) if ref else "-",
-                _x(r["speedup"]),
-                _ips(r["engine"]["throughput_per_s"]),
-                _ips(ref["throughput_per_s"]) if ref else "-",
+                r.tower,
+                r.precision or "-",
+                r.device,
+                str(r.batch),
+                _ms(r.engine.p50_ms),
+                _ms(ref.p50_ms) if ref else "-",
+                _x(r.speedup),
+                _ips(r.engine.throughput),
+                _ips(ref.throughput) if ref else "-",
                 "-" if c is None else f"{c:.6f}",
             ]
         )
@@ -142,19 +156,17 @@ HEADLINE_HEADERS = [
 ]
 
 
-def baseline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+def baseline_table(result: BenchResult) -> tuple[list[str], list[list[str]]]:
     """Tower p50 ms of every cliprt precision, the reference and every baseline, per
     (tower, device, batch), with the best cliprt precision's speed-up over each baseline
     (all from the same interleaved calls)."""
-    base = result.get("baselines") or []
+    base = result.baselines
     if not base:
         return [], []
-    names = list(dict.fromkeys(b["baseline"] for b in base))
-    precs = list(result["config"]["precisions"])
+    names = list(dict.fromkeys(b.baseline for b in base))
+    precs = list(result.config.precisions)
     tower_rows = {
-        (r["tower"], r["device"], r["batch"], r["precision"]): r
-        for r in result["rows"]
-        if r["stage"] == "tower"
+        (r.tower, r.device, r.batch, r.precision): r for r in result.rows if r.stage == "tower"
     }
     headers = (
         ["tower", "batch"]
@@ -163,47 +175,47 @@ def baseline_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         + names
         + [f"best cliprt vs {n}" for n in names]
     )
-    by_key: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
+    by_key: dict[tuple[str, str, int], dict[str, BaselineRow]] = defaultdict(dict)
     for b in base:
-        by_key[(b["tower"], b["device"], b["batch"])][b["baseline"]] = b
+        by_key[(b.tower, b.device, b.batch)][b.baseline] = b
     rows = []
     for (tower, device, batch), bs in by_key.items():
         eng = {p: tower_rows.get((tower, device, batch, p)) for p in precs}
-        ms = {p: r["engine"]["p50_ms"] for p, r in eng.items() if r}
-        ref = next((r["reference"] for r in eng.values() if r and r["reference"]), None)
+        ms = {p: r.engine.p50_ms for p, r in eng.items() if r}
+        ref = next((r.reference for r in eng.values() if r and r.reference), None)
         best = min(ms, key=lambda p: ms[p]) if ms else None
         cells = [tower, str(batch)]
         cells += [_ms(ms.get(p)) for p in precs]
-        cells.append(_ms(ref["p50_ms"]) if ref else "-")
-        cells += [_ms(bs[n]["timing"]["p50_ms"]) if n in bs else "-" for n in names]
+        cells.append(_ms(ref.p50_ms) if ref else "-")
+        cells += [_ms(bs[n].timing.p50_ms) if n in bs else "-" for n in names]
         cells += [
-            f"{bs[n]['speedup'][best]:.2f}x ({best})" if n in bs and best else "-" for n in names
+            f"{bs[n].speedup[best]:.2f}x ({best})" if n in bs and best else "-" for n in names
         ]
         rows.append(cells)
     return headers, rows
 
 
-def _all_rows(result: dict[str, Any]) -> list[list[str]]:
+def _all_rows(result: BenchResult) -> list[list[str]]:
     out = []
     for r in sorted_rows(result):
-        e, ref = r["engine"], r["reference"]
+        e, ref = r.engine, r.reference
         out.append(
             [
-                r["stage"],
-                r["tower"],
-                r["precision"] or "-",
-                r["device"],
-                str(r["batch"]),
-                _ms(e["p50_ms"]),
-                _ms(e["p90_ms"]),
-                _ms(e["p99_ms"]),
-                _ips(e["throughput_per_s"]),
-                _ms(ref["p50_ms"]) if ref else "-",
-                _ms(ref["p90_ms"]) if ref else "-",
-                _ms(ref["p99_ms"]) if ref else "-",
-                _ips(ref["throughput_per_s"]) if ref else "-",
-                "-" if r["ratio_p50"] is None else f"{r['ratio_p50']:.3f}",
-                _x(r["speedup"]),
+                r.stage,
+                r.tower,
+                r.precision or "-",
+                r.device,
+                str(r.batch),
+                _ms(e.p50_ms),
+                _ms(e.p90_ms),
+                _ms(e.p99_ms),
+                _ips(e.throughput),
+                _ms(ref.p50_ms) if ref else "-",
+                _ms(ref.p90_ms) if ref else "-",
+                _ms(ref.p99_ms) if ref else "-",
+                _ips(ref.throughput) if ref else "-",
+                "-" if r.ratio_p50 is None else f"{r.ratio_p50:.3f}",
+                _x(r.speedup),
             ]
         )
     return out
@@ -228,33 +240,39 @@ ALL_HEADERS = [
 ]
 
 
-def _breakdown(result: dict[str, Any]) -> list[list[str]]:
+def _side(row: Row, key: str) -> Timing | None:
+    return row.engine if key == "engine" else row.reference
+
+
+def _breakdown(result: BenchResult) -> list[list[str]]:
     """Per tower, device, batch and side: input stage, tower and end-to-end p50 (ms)."""
-    idx = {
-        (r["stage"], r["tower"], r["precision"], r["device"], r["batch"]): r for r in result["rows"]
-    }
+    idx = {(r.stage, r.tower, r.precision, r.device, r.batch): r for r in result.rows}
     out = []
-    cfg = result["config"]
-    for device in result.get("devices_run", []):
-        for tower in cfg["towers"]:
+    cfg = result.config
+    for device in result.devices_run:
+        for tower in cfg.towers:
             stage = "preprocess" if tower == "image" else "tokenize"
-            for batch in cfg["batches"]:
+            for batch in cfg.batches:
                 pre = idx.get((stage, tower, None, device, batch))
-                sides: list[tuple[str | None, str]] = [(p, "engine") for p in cfg["precisions"]]
-                if not cfg["no_reference"]:
-                    sides.append((cfg["precisions"][0], "reference"))
+                sides: list[tuple[str | None, str]] = [(p, "engine") for p in cfg.precisions]
+                if not cfg.no_reference:
+                    sides.append((cfg.precisions[0], "reference"))
                 for prec, key in sides:
                     tw = idx.get(("tower", tower, prec, device, batch))
                     e2e = idx.get(("e2e", tower, prec, device, batch))
-                    if tw is None or e2e is None or tw[key] is None:
+                    if tw is None or e2e is None:
                         continue
-                    p_ms = pre[key]["p50_ms"] if pre and pre[key] else None
-                    t_ms, e_ms = tw[key]["p50_ms"], e2e[key]["p50_ms"]
+                    tw_t, e2e_t = _side(tw, key), _side(e2e, key)
+                    if tw_t is None or e2e_t is None:
+                        continue
+                    pre_t = _side(pre, key) if pre else None
+                    p_ms = pre_t.p50_ms if pre_t else None
+                    t_ms, e_ms = tw_t.p50_ms, e2e_t.p50_ms
                     rest = e_ms - t_ms - (p_ms or 0)
                     name = (
                         f"cliprt {prec}"
                         if key == "engine"
-                        else f"reference {tw['reference_precision']}"
+                        else f"reference {tw.reference_precision}"
                     )
                     out.append(
                         [
@@ -283,20 +301,20 @@ BREAKDOWN_HEADERS = [
 ]
 
 
-def _parity_rows(result: dict[str, Any]) -> list[list[str]]:
+def _parity_rows(result: BenchResult) -> list[list[str]]:
     return [
         [
-            p["tower"],
-            p["precision"],
-            p["device"],
-            p["kind"],
-            p["reference_precision"],
-            str(p["n"]),
-            f"{p['min_cosine']:.6f}",
-            f"{p['mean_cosine']:.6f}",
-            f"{p['max_abs_diff']:.2e}",
+            p.tower,
+            p.precision,
+            p.device,
+            p.kind,
+            p.reference_precision,
+            str(p.agreement.n),
+            f"{p.agreement.min_cosine:.6f}",
+            f"{p.agreement.mean_cosine:.6f}",
+            f"{p.agreement.max_abs_diff:.2e}",
         ]
-        for p in result["parity"]
+        for p in result.parity
     ]
 
 
@@ -313,21 +331,21 @@ PARITY_HEADERS = [
 ]
 
 
-def _memory_rows(result: dict[str, Any]) -> list[list[str]]:
+def _memory_rows(result: BenchResult) -> list[list[str]]:
     return [
         [
-            m["side"],
-            m["precision"],
-            m["device"],
-            _mib(m["disk_bytes"]),
-            _mib(m["peak_rss_bytes"]),
-            _ms(m["cold_start_image_ms"]),
-            _ms(m["cold_start_text_ms"]),
-            _ms(m["import_ms"]),
-            _ms(m["load_ms"]),
-            _mib(m["gpu_process_bytes"]),
-            "yes" if m["torch_imported"] else "no",
-            str(m["probes"]),
+            m.side,
+            m.precision,
+            m.device,
+            _mib(m.disk_bytes),
+            _mib(m.peak_rss_bytes),
+            _ms(m.cold_start_image_ms),
+            _ms(m.cold_start_text_ms),
+            _ms(m.import_ms),
+            _ms(m.load_ms),
+            _mib(m.gpu_process_bytes),
+            "yes" if m.torch_imported else "no",
+            str(m.probes),
         ]
         for m in memory_summary(result)
     ]
@@ -349,12 +367,12 @@ MEMORY_HEADERS = [
 ]
 
 
-def _image_sizes(result: dict[str, Any]) -> str:
-    sizes = sorted({(i["width"], i["height"]) for i in result["inputs"]["images"]})
+def _image_sizes(result: BenchResult) -> str:
+    sizes = sorted({(i.width, i.height) for i in result.inputs.images})
     return ", ".join(f"{w}x{h}" for w, h in sizes)
 
 
-def _baseline_section(result: dict[str, Any]) -> list[str]:
+def _baseline_section(result: BenchResult) -> list[str]:
     headers, rows = baseline_table(result)
     if not rows:
         return []
@@ -370,20 +388,20 @@ def _baseline_section(result: dict[str, Any]) -> list[str]:
     ]
 
 
-def markdown(result: dict[str, Any]) -> str:
+def markdown(result: BenchResult) -> str:
     """The whole result as a Markdown document."""
-    cfg, model, env = result["config"], result["model"], result["env"]
-    lines = [f"# cliprt bench: {model['arg']}", ""]
+    cfg, model, env = result.config, result.model, result.env
+    lines = [f"# cliprt bench: {model.arg}", ""]
     lines += [f"- {line}" for line in header_lines(env)]
     lines += [
-        f"- command: `{' '.join(result['argv']) or '(API)'}`",
-        f"- model: source `{model['source']}`, embed dim {model['embed_dim']}, image "
-        f"{model['image_size']} px, context {model['context_length']}",
-        f"- reference: {model['reference_note'] or 'none (--no-reference)'}",
-        f"- inputs: {len(result['inputs']['images'])} JPEG photos ({_image_sizes(result)}), "
-        f"prompts of exactly {result['inputs']['seq_len']} tokens; token ids identical on both "
-        f"sides: {result.get('token_ids_equal')}",
-        f"- timing: {cfg['warmup']} warm-up + {cfg['repeats']} timed calls per row (rows "
+        f"- command: `{' '.join(cfg.argv) or '(API)'}`",
+        f"- model: source `{model.source}`, embed dim {model.embed_dim}, image "
+        f"{model.image_size} px, context {model.context_length}",
+        f"- reference: {model.reference_note or 'none (--no-reference)'}",
+        f"- inputs: {len(result.inputs.images)} JPEG photos ({_image_sizes(result)}), "
+        f"prompts of exactly {result.inputs.seq_len} tokens; token ids identical on both "
+        f"sides: {result.token_ids_equal}",
+        f"- timing: {cfg.warmup} warm-up + {cfg.repeats} timed calls per row (rows "
         "whose calls add up to under 1 s get up to 5x more; every time is in the JSON); p50 "
         "is the median; speedup = reference p50 / cliprt p50 (> 1: cliprt faster); "
         "tower rows feed both sides the same tensors; engine and reference calls alternate "
@@ -393,8 +411,8 @@ def markdown(result: dict[str, Any]) -> str:
         "script does",
         "- cold start: wall time from launching a fresh `python` to its first embedding "
         "(interpreter, imports, load, first call); peak RSS: that process's VmHWM after "
-        f"embedding a batch of {max(cfg['batches'])} images and texts",
-        f"- wall time of the benchmark: {result['wall_s']:.0f} s",
+        f"embedding a batch of {max(cfg.batches)} images and texts",
+        f"- wall time of the benchmark: {result.wall_s:.0f} s",
         "",
         "## Towers: cliprt vs the PyTorch reference",
         "",
@@ -428,18 +446,18 @@ def markdown(result: dict[str, Any]) -> str:
         *_table(ALL_HEADERS, _all_rows(result)),
         "",
     ]
-    if result.get("notes"):
+    if result.notes:
         lines += ["## Notes", ""]
-        lines += [f"- {n}" for n in result["notes"]]
+        lines += [f"- {n}" for n in result.notes]
         lines.append("")
-    if result["skipped"]:
+    if result.skipped:
         lines += ["## Not measured", ""]
-        lines += [f"- {s['what']}: {s['reason']}" for s in result["skipped"]]
+        lines += [f"- {s.what}: {s.reason}" for s in result.skipped]
         lines.append("")
     return "\n".join(lines)
 
 
-def console(result: dict[str, Any]) -> str:
+def console(result: BenchResult) -> str:
     """A compact plain-text report for the terminal."""
 
     def fmt(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -451,25 +469,27 @@ def console(result: dict[str, Any]) -> str:
         body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         return [line, "-" * len(line), *body]
 
-    lines = [*header_lines(result["env"]), ""]
+    lines = [*header_lines(result.env), ""]
     lines += fmt(ALL_HEADERS, _all_rows(result))
-    if result["parity"]:
+    if result.parity:
         lines += ["", *fmt(PARITY_HEADERS, _parity_rows(result))]
     mem = _memory_rows(result)
     if mem:
         lines += ["", *fmt(MEMORY_HEADERS, mem)]
-    for s in result["skipped"]:
-        lines.append(f"not measured: {s['what']}: {s['reason']}")
-    for n in result.get("notes", []):
+    for s in result.skipped:
+        lines.append(f"not measured: {s.what}: {s.reason}")
+    for n in result.notes:
         lines.append(f"note: {n}")
     return "\n".join(lines)
 
 
-def write(result: dict[str, Any], out: Path, *, chart: bool = True) -> dict[str, Path]:
+def write(result: BenchResult, out: Path, *, chart: bool = True) -> dict[str, Path]:
     """Writes bench.json, bench.md and (with `chart`) bench.png into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / JSON_NAME, "markdown": out / MARKDOWN_NAME}
-    paths["json"].write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
+    paths["json"].write_text(
+        json.dumps(result.to_json(), indent=1, default=str) + "\n", encoding="utf-8"
+    )
     paths["markdown"].write_text(markdown(result), encoding="utf-8")
     if chart:
         from cliprt.bench.chart import write_chart

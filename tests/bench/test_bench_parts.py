@@ -55,11 +55,11 @@ def test_parity_figures() -> None:
     rng = np.random.default_rng(0)
     a = rng.normal(size=(4, 16)).astype(np.float32)
     same = compare(a, a * 3)  # normalisation makes scale irrelevant
-    assert same["min_cosine"] == pytest.approx(1.0) and same["max_abs_diff"] < 1e-6
+    assert same.min_cosine == pytest.approx(1.0) and same.max_abs_diff < 1e-6
     b = a.copy()
     b[2] = -b[2]
     worse = compare(a, b)
-    assert worse["min_cosine"] == pytest.approx(-1.0) and worse["n"] == 4
+    assert worse.min_cosine == pytest.approx(-1.0) and worse.n == 4
 
 
 def test_interleaved_round_robin_and_min_time() -> None:
