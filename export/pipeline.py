@@ -12,6 +12,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,12 @@ from cliprt.manifest import (
 from cliprt.runtime.onnx_external import external_data_locations
 
 if TYPE_CHECKING:
+    from cliprt.export.families.base import Checkpoint, TowerArch
     from cliprt.export.int8 import Int8Options
+    from cliprt.export.int8_embedding import EmbeddingQuant
+    from cliprt.export.source import ResolvedSource
+    from cliprt.export.validate import Gate, Probes
+    from cliprt.runtime.probes import ProbeRecord
 
 TOKENIZER_FILE = "tokenizer.json"
 PREPROCESSOR_FILE = "preprocessor_config.json"
@@ -141,16 +147,18 @@ def export_model(
         work = staging / ".work"
         work.mkdir()
         manifest = _build(
-            source,
-            staging,
-            work,
-            st,
-            wanted,
-            opset,
-            gate_map,
-            gate_overrides,
-            int8_options,
-            external_data_bytes,
+            _Build(
+                source=source,
+                staging=staging,
+                work=work,
+                st=st,
+                wanted=wanted,
+                opset=opset,
+                gate_map=gate_map,
+                gate_overrides=gate_overrides,
+                int8_options=int8_options,
+                external_data_bytes=external_data_bytes,
+            )
         )
         shutil.rmtree(work)
         write_manifest(staging, manifest)
@@ -160,42 +168,96 @@ def export_model(
     return out
 
 
-def _build(
-    source: str,
-    staging: Path,
-    work: Path,
-    st: _Stages,
-    wanted: tuple[str, ...],
-    opset: int,
-    gate_map: dict[str, Any],
-    gate_overrides: dict[str, Any],
-    int8_options: Any,
-    external_data_bytes: int,
-) -> Manifest:
-    from cliprt.export import fp16 as fp16_mod
-    from cliprt.export import int8 as int8_mod
-    from cliprt.export.device_probes import record_probes
-    from cliprt.export.families import family_module
-    from cliprt.export.int8_embedding import quantize_token_embeddings
-    from cliprt.export.onnx_graph import (
-        TEXT_INPUT,
-        TEXT_OUTPUT,
-        VISION_INPUT,
-        VISION_OUTPUT,
-        export_tower,
-        onnx_bytes,
-    )
-    from cliprt.export.optimize import optimize_tower
-    from cliprt.export.source import resolve_source
-    from cliprt.export.validate import (
-        batch_drift,
-        build_probes,
-        check_gate,
-        check_preprocessing,
-        check_tokenizer,
-        measure,
-    )
+@dataclass(frozen=True)
+class _Build:
+    """What every stage of one export reads: the request, the folders and the stage timer.
 
+    Attributes:
+        staging: the folder being filled (renamed to OUT at the end).
+        work: scratch space inside `staging`, removed before the manifest is written.
+        wanted: the precisions, in PRECISIONS order.
+        gate_map, gate_overrides: validate.resolve_gates' gates and the overrides asked for.
+    """
+
+    source: str
+    staging: Path
+    work: Path
+    st: _Stages
+    wanted: tuple[str, ...]
+    opset: int
+    gate_map: dict[str, Gate]
+    gate_overrides: dict[str, Any]
+    int8_options: Int8Options
+    external_data_bytes: int
+
+
+@dataclass(frozen=True)
+class _References:
+    """What the PyTorch checkpoint gives before it is freed: the probes every variant is
+    validated against, and the tokenizer / preprocessing parity checks."""
+
+    probes: Probes
+    device_probes: ProbeRecord
+    tokenizer_check: dict[str, Any]
+    preprocessing_check: dict[str, Any]
+    calibration: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class _Traced:
+    """The raw ONNX graph of each tower, and whether it keeps external data."""
+
+    raw_paths: dict[str, Path]
+    external: dict[str, bool]
+    keep_raw: bool
+
+
+@dataclass(frozen=True)
+class _Optimized:
+    """The fused fp32 graph of each tower (the fp32 variant and the base of the others)."""
+
+    fp32_paths: dict[str, Path]
+    fused: dict[str, dict[str, int]]
+    attention_fused: dict[str, bool]
+
+
+@dataclass
+class _Variants:
+    """The variants made and validated so far, per tower and precision."""
+
+    towers: dict[str, dict[str, Variant]] = field(
+        default_factory=lambda: {"vision": {}, "text": {}}
+    )
+    embedding_quant: list[EmbeddingQuant] = field(default_factory=list)
+    drift: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _build(b: _Build) -> Manifest:
+    """Runs the stages in order; the PyTorch model is freed once both towers are traced."""
+    src, ckpt = _load(b)
+    refs = _reference(b, ckpt)
+    traced = _trace(b, ckpt)
+    arches = {"vision": ckpt.vision_arch, "text": ckpt.text_arch}
+    strict, model_type = ckpt.strict_fusion, ckpt.optimizer_model_type
+    family, label = ckpt.family, src.label
+    manifest_facts = _facts(ckpt)
+    del ckpt
+    gc.collect()
+
+    opt = _optimize(b, traced, arches, strict=strict, model_type=model_type)
+    variants = _Variants()
+    for precision in b.wanted:
+        paths = _variant(b, precision, traced, opt, refs, variants)
+        parities = _validate(b, precision, paths, refs.probes, variants)
+        _record(b, precision, paths, parities, opt, variants)
+    return _manifest(b, refs, variants, family=family, label=label, facts=manifest_facts)
+
+
+def _load(b: _Build) -> tuple[ResolvedSource, Checkpoint]:
+    from cliprt.export.families import family_module
+    from cliprt.export.source import resolve_source
+
+    st, source, work = b.st, b.source, b.work
     with st.stage("resolve source") as note:
         src = resolve_source(source, work)
         note.append(f"{src.family}, {src.kind} {src.folder}")
@@ -203,7 +265,14 @@ def _build(
     with st.stage("load checkpoint") as note:
         ckpt = family_module(src.family).load(src.folder, source, work)
         note.append(f"{ckpt.n_params / 1e6:.1f}M parameters")
+    return src, ckpt
 
+
+def _reference(b: _Build, ckpt: Checkpoint) -> _References:
+    from cliprt.export.device_probes import record_probes
+    from cliprt.export.validate import build_probes, check_preprocessing, check_tokenizer
+
+    st, staging, wanted, int8_options = b.st, b.staging, b.wanted, b.int8_options
     # Reference embeddings first: the PyTorch model is then freed as soon as both
     # towers are traced, so that the ONNX optimizer and the variants of a large tower
     # (ViT-H: 2.5 GB of fp32 weights) never share memory with it.
@@ -223,15 +292,26 @@ def _build(
         )
 
     calibration = None
-    keep_raw = "int8" in wanted and int8_options.static and int8_options.graph == "raw"
     if "int8" in wanted and int8_options.static:
         from cliprt.export.calibration import checkpoint_calibration_arrays
 
         with st.stage("int8 calibration inputs") as note:
             calibration = checkpoint_calibration_arrays(ckpt)
             note.append(", ".join(f"{k} {tuple(v.shape)}" for k, v in calibration.items()))
+    return _References(
+        probes=probes,
+        device_probes=device_probes,
+        tokenizer_check=tokenizer_check,
+        preprocessing_check=preprocessing_check,
+        calibration=calibration,
+    )
 
-    io = {"vision": (VISION_INPUT, VISION_OUTPUT), "text": (TEXT_INPUT, TEXT_OUTPUT)}
+
+def _trace(b: _Build, ckpt: Checkpoint) -> _Traced:
+    from cliprt.export.onnx_graph import export_tower, onnx_bytes
+
+    st, work, opset, wanted, int8_options = b.st, b.work, b.opset, b.wanted, b.int8_options
+    keep_raw = "int8" in wanted and int8_options.static and int8_options.graph == "raw"
     external: dict[str, bool] = {}
     raw_paths: dict[str, Path] = {}
     for kind, tower in (("vision", ckpt.vision), ("text", ckpt.text)):
@@ -245,16 +325,23 @@ def _build(
             size = onnx_bytes(raw_dir)
             # Past the threshold (2 GB protobuf limit by default) the tower's weights go
             # to one external data file beside its .onnx, listed in the manifest.
-            external[kind] = size > external_data_bytes
+            external[kind] = size > b.external_data_bytes
             note.append(f"{size / 1e6:.0f} MB" + (", external data" if external[kind] else ""))
+    return _Traced(raw_paths=raw_paths, external=external, keep_raw=keep_raw)
 
-    arches = {"vision": ckpt.vision_arch, "text": ckpt.text_arch}
-    strict, model_type = ckpt.strict_fusion, ckpt.optimizer_model_type
-    family, label = ckpt.family, src.label
-    manifest_facts = _facts(ckpt)
-    del ckpt, tower
-    gc.collect()
 
+def _optimize(
+    b: _Build,
+    traced: _Traced,
+    arches: Mapping[str, TowerArch],
+    *,
+    strict: bool,
+    model_type: str,
+) -> _Optimized:
+    from cliprt.export.optimize import optimize_tower
+
+    st, staging, work, wanted = b.st, b.staging, b.work, b.wanted
+    raw_paths, external, keep_raw = traced.raw_paths, traced.external, traced.keep_raw
     fused: dict[str, dict[str, int]] = {}
     attention_fused: dict[str, bool] = {}
     fp32_paths: dict[str, Path] = {}
@@ -278,64 +365,130 @@ def _build(
         if not keep_raw:  # the static int8 formulation quantizes the graph before fusion
             shutil.rmtree(raw_paths[kind].parent)
         fp32_paths[kind] = dst
+    return _Optimized(fp32_paths=fp32_paths, fused=fused, attention_fused=attention_fused)
 
-    towers_out: dict[str, dict[str, Variant]] = {"vision": {}, "text": {}}
-    embedding_quant: list = []
-    drift: dict[str, dict[str, float]] = {}
-    for precision in wanted:
-        paths: dict[str, Path] = {}
-        for kind in ("vision", "text"):
-            if precision == "fp32":
-                paths[kind] = fp32_paths[kind]
-                continue
-            dst = staging / f"{kind}.{precision}.onnx"
-            with st.stage(f"{kind}: {precision}"):
-                if precision == "fp16":
-                    fp16_mod.convert_fp16(fp32_paths[kind], dst, external_data=external[kind])
-                else:
-                    int8_mod.quantize_int8(
-                        fp32_paths[kind],
-                        dst,
-                        int8_options,
-                        raw=raw_paths[kind],
-                        calibration=None if calibration is None else calibration[kind],
-                        external_data=external[kind],
-                    )
-                    if not external[kind]:
-                        # The token-embedding table too (int8 rows): see int8_embedding.
-                        embedding_quant += quantize_token_embeddings(dst)
-            paths[kind] = dst
-        parities: dict[str, Parity] = {}
-        with st.stage(f"validate {precision}") as note:
-            for kind in ("vision", "text"):
-                parities[kind] = measure(paths[kind], kind, probes)
-                p = parities[kind]
-                note.append(
-                    f"{kind} max abs diff {p.max_abs_diff:.2e}, min cosine {p.min_cosine:.6f}"
+
+def _variant(
+    b: _Build,
+    precision: str,
+    traced: _Traced,
+    opt: _Optimized,
+    refs: _References,
+    variants: _Variants,
+) -> dict[str, Path]:
+    """Makes the `precision` variant of both towers (fp32: the optimized graphs)."""
+    from cliprt.export import fp16 as fp16_mod
+    from cliprt.export import int8 as int8_mod
+    from cliprt.export.int8_embedding import quantize_token_embeddings
+
+    st, staging, int8_options = b.st, b.staging, b.int8_options
+    fp32_paths, raw_paths, external = opt.fp32_paths, traced.raw_paths, traced.external
+    calibration = refs.calibration
+    paths: dict[str, Path] = {}
+    for kind in ("vision", "text"):
+        if precision == "fp32":
+            paths[kind] = fp32_paths[kind]
+            continue
+        dst = staging / f"{kind}.{precision}.onnx"
+        with st.stage(f"{kind}: {precision}"):
+            if precision == "fp16":
+                fp16_mod.convert_fp16(fp32_paths[kind], dst, external_data=external[kind])
+            else:
+                int8_mod.quantize_int8(
+                    fp32_paths[kind],
+                    dst,
+                    int8_options,
+                    raw=raw_paths[kind],
+                    calibration=None if calibration is None else calibration[kind],
+                    external_data=external[kind],
                 )
-            check_gate(precision, parities, gate_map[precision])
-            if precision == "int8":
-                drift[precision] = {k: batch_drift(paths[k], k, probes) for k in paths}
-                note.append(
-                    "batch drift " + ", ".join(f"{k} {v:.1e}" for k, v in drift[precision].items())
-                )
+                if not external[kind]:
+                    # The token-embedding table too (int8 rows): see int8_embedding.
+                    variants.embedding_quant += quantize_token_embeddings(dst)
+        paths[kind] = dst
+    return paths
+
+
+def _validate(
+    b: _Build,
+    precision: str,
+    paths: dict[str, Path],
+    probes: Probes,
+    variants: _Variants,
+) -> dict[str, Parity]:
+    """Measures both towers of `precision` against the PyTorch probes and applies its gate.
+
+    Raises:
+        ParityError: a tower failed the gate.
+    """
+    from cliprt.export.validate import batch_drift, check_gate, measure
+
+    st, gate_map, drift = b.st, b.gate_map, variants.drift
+    parities: dict[str, Parity] = {}
+    with st.stage(f"validate {precision}") as note:
         for kind in ("vision", "text"):
-            entry = file_entry(staging, paths[kind].name)
-            towers_out[kind][precision] = Variant(
-                file=entry.file,
-                sha256=entry.sha256,
-                bytes=entry.bytes,
-                opset=opset,
-                input_name=io[kind][0],
-                output_name=io[kind][1],
-                fused_ops=fused[kind],
-                parity=parities[kind],
-                data_files=tuple(
-                    file_entry(staging, name) for name in external_data_locations(paths[kind])
-                ),
-                attention_fused=attention_fused[kind],
+            parities[kind] = measure(paths[kind], kind, probes)
+            p = parities[kind]
+            note.append(f"{kind} max abs diff {p.max_abs_diff:.2e}, min cosine {p.min_cosine:.6f}")
+        check_gate(precision, parities, gate_map[precision])
+        if precision == "int8":
+            drift[precision] = {k: batch_drift(paths[k], k, probes) for k in paths}
+            note.append(
+                "batch drift " + ", ".join(f"{k} {v:.1e}" for k, v in drift[precision].items())
             )
+    return parities
 
+
+def _record(
+    b: _Build,
+    precision: str,
+    paths: dict[str, Path],
+    parities: dict[str, Parity],
+    opt: _Optimized,
+    variants: _Variants,
+) -> None:
+    """Adds the manifest entries of both towers' `precision` variant."""
+    from cliprt.export.onnx_graph import TEXT_INPUT, TEXT_OUTPUT, VISION_INPUT, VISION_OUTPUT
+
+    io = {"vision": (VISION_INPUT, VISION_OUTPUT), "text": (TEXT_INPUT, TEXT_OUTPUT)}
+    staging = b.staging
+    for kind in ("vision", "text"):
+        entry = file_entry(staging, paths[kind].name)
+        variants.towers[kind][precision] = Variant(
+            file=entry.file,
+            sha256=entry.sha256,
+            bytes=entry.bytes,
+            opset=b.opset,
+            input_name=io[kind][0],
+            output_name=io[kind][1],
+            fused_ops=opt.fused[kind],
+            parity=parities[kind],
+            data_files=tuple(
+                file_entry(staging, name) for name in external_data_locations(paths[kind])
+            ),
+            attention_fused=opt.attention_fused[kind],
+        )
+
+
+def _manifest(
+    b: _Build,
+    refs: _References,
+    variants: _Variants,
+    *,
+    family: str,
+    label: str,
+    facts: dict[str, Any],
+) -> Manifest:
+    from cliprt.export import fp16 as fp16_mod
+
+    staging, wanted, opset, int8_options = b.staging, b.wanted, b.opset, b.int8_options
+    gate_map, gate_overrides, probes, drift = (
+        b.gate_map,
+        b.gate_overrides,
+        refs.probes,
+        variants.drift,
+    )
+    manifest_facts = facts
     preprocessor_name = manifest_facts.pop("preprocessor_name")
     return Manifest(
         format_version=FORMAT_VERSION,
@@ -343,11 +496,11 @@ def _build(
         source=label,
         tokenizer=file_entry(staging, TOKENIZER_FILE),
         preprocessor=file_entry(staging, preprocessor_name),
-        towers=towers_out,
+        towers=variants.towers,
         family=family,
         **manifest_facts["manifest"],
         arch=manifest_facts["arch"],
-        probes=device_probes.to_dict(),
+        probes=refs.device_probes.to_dict(),
         export={
             # Tower outputs are the projected embeddings, not L2-normalised: the runtime
             # normalises (and keeps the norms available to whoever wants them).
@@ -359,14 +512,16 @@ def _build(
                 "opt_level": 0,
                 "use_gpu": False,
             },
-            "external_data_bytes": external_data_bytes,
+            "external_data_bytes": b.external_data_bytes,
             "fp16": {"keep_io_types": True, "op_block_list": list(fp16_mod._FP32_OPS)}
             if "fp16" in wanted
             else None,
             "int8": {**int8_options.to_dict(), "batch_drift": drift.get("int8")}
             if "int8" in wanted
             else None,
-            "int8_embedding": [e.to_dict() for e in embedding_quant] if "int8" in wanted else None,
+            "int8_embedding": [e.to_dict() for e in variants.embedding_quant]
+            if "int8" in wanted
+            else None,
             "gates": {
                 p: {"max_abs_diff": g.max_abs_diff, "min_cosine": g.min_cosine}
                 for p, g in gate_map.items()
@@ -374,15 +529,15 @@ def _build(
             },
             "gate_overrides": gate_overrides,
             "probes": {"images": len(probes.pixel_values), "texts": len(probes.input_ids)},
-            "tokenizer_parity": tokenizer_check,
-            "preprocessing_parity": preprocessing_check,
-            "timings_s": dict(st.timings),
+            "tokenizer_parity": refs.tokenizer_check,
+            "preprocessing_parity": refs.preprocessing_check,
+            "timings_s": dict(b.st.timings),
             "versions": _versions(),
         },
     )
 
 
-def _facts(ckpt: Any) -> dict[str, Any]:
+def _facts(ckpt: Checkpoint) -> dict[str, Any]:
     """What the manifest records of a loaded Checkpoint, taken before it is freed."""
     staging_name = Path(ckpt.preprocessor_json).name
     text_pooling = {
