@@ -20,25 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from cliprt.bench.env import cpu_description, load_average
+from cliprt.bench.timing import measure_interleaved
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -142,16 +134,12 @@ def run(work: Path, *, int8: str, threads: int, repeats: int) -> dict[str, Any]:
             results[name][kind] = {"min_cosine": float(cos.min()), "batch_drift": drift}
             print(f"{name} {kind}: min cos {cos.min():.5f}, drift {drift:.1e}", flush=True)
     for shape, (kind, x) in shapes.items():
-        times: dict[str, list[float]] = {n: [] for n in runs}
+        # Round-robin, one warm-up round: every backend meets the same spells of load.
+        timings = measure_interleaved(
+            {n: partial(runs[n][kind], x) for n in runs}, items=len(x), repeats=repeats, warmup=1
+        )
         for n in runs:
-            runs[n][kind](x)
-        for _ in range(repeats):
-            for n in runs:
-                t = time.perf_counter()
-                runs[n][kind](x)
-                times[n].append((time.perf_counter() - t) * 1e3)
-        for n in runs:
-            results[n]["p50_ms"][shape] = float(np.median(times[n]))
+            results[n]["p50_ms"][shape] = timings[n].p50_ms
         print(shape, {n: round(results[n]["p50_ms"][shape], 1) for n in runs}, flush=True)
     versions = {"onnxruntime": ort.__version__}
     try:
@@ -162,8 +150,8 @@ def run(work: Path, *, int8: str, threads: int, repeats: int) -> dict[str, Any]:
         pass
     return {
         "argv": ["python", "-m", "cliprt.bench.backends_study", *sys.argv[1:]],
-        "machine": _cpu_model(),
-        "load_average": list(os.getloadavg()),
+        "machine": cpu_description()["model"],
+        "load_average": load_average(),
         "threads": threads,
         "repeats": repeats,
         "versions": versions,

@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from cliprt.bench.env import cpu_description, load_average, versions
 
 
 def generate_jpegs(folder: Path, n: int, *, seed: int = 0) -> list[Path]:
@@ -84,33 +82,16 @@ def _ray_run(
 
 
 def _env(threads: int) -> dict[str, Any]:
-    def version(name: str) -> str:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "-"
-
-    model_name = platform.processor()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model_name = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in out.splitlines()
-                if line.startswith("Model name")
-            ),
-            model_name,
-        )
-    except OSError:
-        pass
+    cpu = cpu_description()
+    v = versions(extra=("ray", "pyarrow"))
     return {
-        "cpu": model_name,
-        "cpus": os.cpu_count(),
+        "cpu": cpu["model"],
+        "cpus": cpu["logical_cores"],
         "threads": threads,
         "versions": {
-            p: version(p) for p in ("cliprt", "onnxruntime", "ray", "pyarrow", "numpy", "pillow")
+            p: v[p] or "-" for p in ("cliprt", "onnxruntime", "ray", "pyarrow", "numpy", "pillow")
         },
-        "python": platform.python_version(),
+        "python": v["python"],
     }
 
 
@@ -134,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         generate_jpegs(work / "images", args.images)
         gen_s = time.perf_counter() - t0
-        load_before = os.getloadavg()
+        load_before = load_average()
         model = cliprt.load(
             args.model, precision=args.precision, device="cpu", threads=args.threads
         )
@@ -180,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ray_init_s": ray_init_s,
             "generate_s": gen_s,
             "load_before": load_before,
-            "load_after": os.getloadavg(),
+            "load_after": load_average(),
             "env": _env(args.threads),
             "runs": {
                 name: {

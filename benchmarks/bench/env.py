@@ -12,6 +12,7 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
@@ -89,10 +90,14 @@ def physical_cores() -> int:
     return max(1, min(cpu["physical_cores"] or cpu["usable_cores"], cpu["usable_cores"]))
 
 
-def versions() -> dict[str, str | None]:
-    """Installed versions of the packages that decide the figures (None if absent)."""
+def versions(extra: Sequence[str] = ()) -> dict[str, str | None]:
+    """Installed versions of the packages that decide the figures (None if absent).
+
+    Args:
+        extra: more distribution names to report, after the usual ones.
+    """
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in _PACKAGES:
+    for name in (*_PACKAGES, *extra):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cliprt.bench.env import cpu_description, load_average
+from cliprt.bench.timing import measure_interleaved
 
 _CALIB_IMAGES = 32
 _CALIB_TEXTS = 64
@@ -476,7 +479,6 @@ def run_study(
     work: Path, names: list[str], *, threads: int, repeats: int, out: Path | None
 ) -> dict[str, Any]:
     """Builds every candidate, then measures parity, drift and interleaved p50 ms."""
-    import platform
 
     import onnxruntime as ort
 
@@ -500,25 +502,24 @@ def run_study(
             )
     inputs = timed_inputs(data)
     for (kind, b), x in inputs.items():
-        times: dict[str, list[float]] = {n: [] for n in names}
-        for n in names:  # warm-up
-            _run(sessions[(n, kind)], x)
-        for _ in range(repeats):
-            for n in names:
-                t0 = time.perf_counter()
-                _run(sessions[(n, kind)], x)
-                times[n].append((time.perf_counter() - t0) * 1e3)
+        # Round-robin, one warm-up round: every candidate meets the same spells of load.
+        timings = measure_interleaved(
+            {n: partial(_run, sessions[(n, kind)], x) for n in names},
+            items=len(x),
+            repeats=repeats,
+            warmup=1,
+        )
         for n in names:
-            results[n].setdefault("p50_ms", {})[f"{kind} b{b}"] = float(np.median(times[n]))
+            results[n].setdefault("p50_ms", {})[f"{kind} b{b}"] = timings[n].p50_ms
         print(
             f"{kind} b{b}: "
             + ", ".join(f"{n} {results[n]['p50_ms'][f'{kind} b{b}']:.1f}" for n in names),
             flush=True,
         )
     report = {
-        "cpu": cpu_features().model or platform.processor(),
+        "cpu": cpu_description()["model"],
         "cpu_features": cpu_features().summary(),
-        "load_average": list(os.getloadavg()),
+        "load_average": load_average(),
         "threads": threads,
         "repeats": repeats,
         "onnxruntime": ort.__version__,

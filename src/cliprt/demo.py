@@ -24,13 +24,20 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cliprt.errors import CliprtError, InputError, ModelFolderError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from cliprt.runtime.model import ClipModel
+    from cliprt.shapes import ShapeSpec
 
 SHIPPED_MODEL = "shapes"
 SHIPPED_CHECKPOINT = "shapes-checkpoint"
@@ -47,7 +54,7 @@ _QUERIES = (
 )
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds the `demo` subcommand."""
     p = subparsers.add_parser(
         "demo",
@@ -101,30 +108,21 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     t_start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="cliprt-demo-") as tmp, _passive_openmp():
+    from cliprt.bench.config import omp_wait_policy
+
+    # OMP_WAIT_POLICY=PASSIVE while the demo runs (unless the user set it), restored
+    # after: `cliprt bench`'s default. A spinning OpenMP pool (torch's) on a busy machine
+    # collapses, 1 ms calls taking 400 ms, which would inflate the PyTorch-vs-cliprt
+    # ratios; cliprt's side is loaded with spinning=False to match.
+    with (
+        tempfile.TemporaryDirectory(prefix="cliprt-demo-") as tmp,
+        omp_wait_policy("PASSIVE", override=False),
+    ):
         out = Path(args.out) if args.out is not None else Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         _run(args, out)
     print(f"\ndemo done in {time.perf_counter() - t_start:.1f} s")
     return 0
-
-
-@contextmanager
-def _passive_openmp() -> Iterator[None]:
-    """OMP_WAIT_POLICY=PASSIVE while the demo runs (unless the user set it), restored
-    after: `cliprt bench`'s default. A spinning OpenMP pool (torch's) on a busy machine
-    collapses, 1 ms calls taking 400 ms, which would inflate the PyTorch-vs-cliprt
-    ratios; cliprt's side is loaded with spinning=False to match. OpenMP reads the
-    variable once, when torch first runs in parallel, so this works from a fresh process
-    (the `cliprt demo` command), not after torch has run."""
-    if "OMP_WAIT_POLICY" in os.environ:
-        yield
-        return
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    try:
-        yield
-    finally:
-        os.environ.pop("OMP_WAIT_POLICY", None)
 
 
 def _run(args: argparse.Namespace, out: Path) -> None:
@@ -168,7 +166,7 @@ def _run(args: argparse.Namespace, out: Path) -> None:
         print(f"\nexport and the PyTorch comparison skipped: {missing}")
 
 
-def _write_images(images: list[Any], folder: Path, stem: str) -> list[Path]:
+def _write_images(images: list[Image.Image], folder: Path, stem: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, im in enumerate(images):
@@ -178,7 +176,7 @@ def _write_images(images: list[Any], folder: Path, stem: str) -> list[Path]:
     return paths
 
 
-def _classify(model: Any, out: Path) -> None:
+def _classify(model: ClipModel, out: Path) -> None:
     import numpy as np
 
     from cliprt import shapes
@@ -218,7 +216,7 @@ def _classify(model: Any, out: Path) -> None:
     print(f"\n  {correct}/{len(specs)} images got their colour-shape label")
 
 
-def _search(model: Any, out: Path) -> None:
+def _search(model: ClipModel, out: Path) -> None:
     from cliprt import shapes
 
     _section("3. image search (text -> images)")
@@ -237,7 +235,7 @@ def _search(model: Any, out: Path) -> None:
             print(f"    {s:.3f}  {mark}  {paths[int(i)].name}  {spec.caption(4)}")
 
 
-def _matches(query: str, spec: Any) -> bool:
+def _matches(query: str, spec: ShapeSpec) -> bool:
     """Whether every size, colour, shape and background word of `query` fits `spec`."""
     from cliprt import shapes
 
@@ -249,6 +247,7 @@ def _matches(query: str, spec: Any) -> bool:
 def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quick: bool) -> None:
     import cliprt
     from cliprt import shapes
+    from cliprt.bench.env import load_average
     from cliprt.bench.timing import measure_interleaved
 
     _section(f"4. bench: median latency, ms ({threads} thread{'s' * (threads > 1)}, CPU)")
@@ -259,7 +258,7 @@ def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quic
         (f"text x{b}", "text", b) for b in (1, 8)
     ]
     # name -> kind ("image" / "text") -> fn(batch)
-    sides: dict[str, dict[str, Callable[[int], Any]]] = {}
+    sides: dict[str, dict[str, Callable[[int], object]]] = {}
     if checkpoint is not None:
         sides["PyTorch"] = _pytorch_fns(checkpoint, threads, images, texts)
     for precision in ("fp32", "int8"):
@@ -272,7 +271,7 @@ def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quic
             "image": partial(_encode_images, model, images),
             "text": partial(_encode_texts, model, texts),
         }
-    load_before = _load_average()
+    load_before = load_average()
     columns: dict[str, dict[str, float]] = {name: {} for name in sides}
     for case, kind, b in cases:
         # Round-robin: each side's i-th call runs before anyone's (i+1)-th, so on a shared
@@ -303,39 +302,34 @@ def _bench(model_ref: str | Path, checkpoint: Path | None, threads: int, *, quic
         print("  x N = PyTorch median / cliprt median, for this small model on this machine")
     else:
         print("  PyTorch column skipped: needs the export extra and the checkpoint (see above)")
-    print(f"  {_machine_line(load_before, _load_average())}")
+    print(f"  {_machine_line(load_before, load_average())}")
 
 
-def _encode_images(model: Any, images: list[Any], b: int) -> Any:
+def _encode_images(model: ClipModel, images: list[Image.Image], b: int) -> np.ndarray:
     return model.encode_images(images[:b])
 
 
-def _encode_texts(model: Any, texts: list[str], b: int) -> Any:
+def _encode_texts(model: ClipModel, texts: list[str], b: int) -> np.ndarray:
     return model.encode_texts(texts[:b])
 
 
-def _load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):  # not on every platform
-        return None
-
-
-def _machine_line(before: float | None, after: float | None) -> str:
+def _machine_line(before: list[float] | None, after: list[float] | None) -> str:
     """The CPU count and the 1-minute load average around the bench; a warning where the
     machine was busier than its CPUs, since then no figure above is steady."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from cliprt.bench.env import cpu_description
+
+    cpus = cpu_description()["usable_cores"]
     if before is None or after is None:
         return f"machine: {cpus} usable CPUs"
-    line = f"machine: {cpus} usable CPUs, load average {before:.1f} -> {after:.1f}"
-    if max(before, after) > (cpus or 1):
+    line = f"machine: {cpus} usable CPUs, load average {before[0]:.1f} -> {after[0]:.1f}"
+    if max(before[0], after[0]) > (cpus or 1):
         line += " (busy: other work shared the CPUs; expect noisy figures)"
     return line
 
 
 def _pytorch_fns(
-    checkpoint: Path, threads: int, images: list[Any], texts: list[str]
-) -> dict[str, Callable[[int], Any]]:
+    checkpoint: Path, threads: int, images: list[Image.Image], texts: list[str]
+) -> dict[str, Callable[[int], torch.Tensor]]:
     """The reference: transformers' CLIPModel with its own processor and tokenizer."""
     import torch
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizerFast
@@ -345,12 +339,12 @@ def _pytorch_fns(
     processor = CLIPImageProcessor.from_pretrained(str(checkpoint))
     tokenizer = CLIPTokenizerFast.from_pretrained(str(checkpoint))
 
-    def image(b: int) -> Any:
+    def image(b: int) -> torch.Tensor:
         with torch.inference_mode():
             px = processor(images=images[:b], return_tensors="pt")["pixel_values"]
             return model.get_image_features(pixel_values=px)
 
-    def text(b: int) -> Any:
+    def text(b: int) -> torch.Tensor:
         with torch.inference_mode():
             batch = tokenizer(texts[:b], padding=True, return_tensors="pt")
             return model.get_text_features(**batch)
