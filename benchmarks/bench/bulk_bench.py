@@ -22,12 +22,15 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from cliprt.bench.env import cpu_description, load_average, versions
+
+if TYPE_CHECKING:
+    from cliprt.runtime.model import ClipModel
 
 
 def generate_jpegs(folder: Path, n: int, *, seed: int = 0) -> list[Path]:
@@ -49,7 +52,7 @@ def generate_jpegs(folder: Path, n: int, *, seed: int = 0) -> list[Path]:
     return paths
 
 
-def _single(model: Any, folder: Path, out: Path, batch_size: int) -> float:
+def _single(model: ClipModel, folder: Path, out: Path, batch_size: int) -> float:
     from cliprt.runtime.bulk import ShardedJob
     from cliprt.runtime.sources import ImageSources
 
@@ -81,7 +84,7 @@ def _ray_run(
     return time.perf_counter() - start
 
 
-def _env(threads: int) -> dict[str, Any]:
+def _env(threads: int) -> dict[str, object]:
     cpu = cpu_description()
     v = versions(extra=("ray", "pyarrow"))
     return {

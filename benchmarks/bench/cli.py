@@ -14,7 +14,6 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from cliprt.bench.baselines import BASELINES, DEFAULT_BASELINES
 from cliprt.bench.config import WAIT_POLICIES, BenchConfig
@@ -268,7 +267,7 @@ def _handler(args: argparse.Namespace) -> int:
     return main(args.bench_args)
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds `bench` to the `cliprt` command."""
     # prefix_chars="+": every following argument, options included, is a plain string
     # for this subparser; bench_parser() (or topk_bench.main) parses them.

@@ -13,15 +13,26 @@ Torch-free.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 from PIL import Image
 
 import cliprt
+from cliprt.runtime.sessions import TowerSession
 from cliprt.runtime.vectors import l2_normalize
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+    from cliprt.runtime.openvino_session import OpenVinoTowerSession
+
+    Tower: TypeAlias = TowerSession | OpenVinoTowerSession
+
+# A tower input or output: a host array on CPU, an OrtValue in CUDA memory on CUDA.
+OnDevice: TypeAlias = "np.ndarray | ort.OrtValue"
 
 
 class Engine:
@@ -64,7 +75,7 @@ class Engine:
     def providers(self) -> dict[str, list[str]]:
         return dict(self.model.providers)
 
-    def sync_fn(self) -> Any:
+    def sync_fn(self) -> Callable[[], None] | None:
         # InferenceSession.run(_with_iobinding) returns after the device work is done.
         return None
 
@@ -78,7 +89,7 @@ class Engine:
         """Texts -> int64 (n, longest) token ids."""
         return self.model.tokenizer(list(texts))
 
-    def to_device(self, x: np.ndarray) -> Any:
+    def to_device(self, x: np.ndarray) -> OnDevice:
         """The tower input where the tower reads it: host array on CPU, an OrtValue in
         CUDA memory on CUDA."""
         if not self._cuda:
@@ -87,28 +98,30 @@ class Engine:
 
         return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(x), "cuda", 0)
 
-    def _run(self, tower: Any, x: Any) -> Any:
+    def _run(self, tower: Tower, x: OnDevice) -> OnDevice:
         if not self._cuda:
             return l2_normalize(tower.run(x))
+        # CUDA towers are onnxruntime sessions (OpenVINO is a CPU backend).
+        assert isinstance(tower, TowerSession)
         binding = tower.session.io_binding()
         binding.bind_ortvalue_input(tower.input_name, x)
         binding.bind_output(tower.output_name, "cuda", 0)
         tower.session.run_with_iobinding(binding)
         return binding.get_outputs()[0]  # left on the device, as the reference's output
 
-    def image_tower(self, x: Any) -> Any:
+    def image_tower(self, x: OnDevice) -> OnDevice:
         return self._run(self.model.vision, self._cast(self.model.vision, x))
 
-    def text_tower(self, x: Any) -> Any:
+    def text_tower(self, x: OnDevice) -> OnDevice:
         return self._run(self.model.text, self._cast(self.model.text, x))
 
     @staticmethod
-    def _cast(tower: Any, x: Any) -> Any:
+    def _cast(tower: Tower, x: OnDevice) -> OnDevice:
         if isinstance(x, np.ndarray) and x.dtype != tower.input_dtype:
             return x.astype(tower.input_dtype)
         return x
 
-    def to_numpy(self, out: Any) -> np.ndarray:
+    def to_numpy(self, out: OnDevice) -> np.ndarray:
         """A tower output as normalised float32 on the host."""
         if isinstance(out, np.ndarray):
             return out

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from importlib import metadata
-from typing import Any
+from typing import TypedDict
 
 # The ISA extensions that decide which onnxruntime / PyTorch kernels run.
 _ISA_FLAGS = (
@@ -41,6 +41,42 @@ _ISA_FLAGS = (
 _PACKAGES = ("cliprt", "onnxruntime", "onnxruntime-gpu", "torch", "transformers", "numpy", "pillow")
 
 
+class CpuDescription(TypedDict):
+    """The CPU as the figures depend on it (cpu_description)."""
+
+    model: str
+    arch: str
+    isa: list[str]  # the _ISA_FLAGS this CPU has
+    logical_cores: int
+    physical_cores: int | None  # None without psutil
+    usable_cores: int  # in this process's affinity mask
+
+
+class _EnvironmentBase(TypedDict):
+    load_average_start: list[float] | None
+    wait_policy: str
+    omp_wait_policy_env: str | None
+    date_utc: str
+    host: str
+    os: str
+    python_executable: str
+    cpu: CpuDescription
+    threads: int
+    gpus: list[str]
+    ort_providers: list[str]
+    versions: dict[str, str | None]
+
+
+class Environment(_EnvironmentBase, total=False):
+    """The header of a benchmark run (environment()); the keys below are added by the
+    benchmark that runs, after it ran."""
+
+    load_average_end: list[float] | None
+    torch_loaded_before_policy: bool  # cliprt bench: torch was imported before the policy
+    uptime_start: str | None  # cliprt bench serve: `uptime` around the run
+    uptime_end: str | None
+
+
 def _cpuinfo() -> dict[str, str]:
     info: dict[str, str] = {}
     try:
@@ -57,7 +93,7 @@ def _cpuinfo() -> dict[str, str]:
     return info
 
 
-def cpu_description() -> dict[str, Any]:
+def cpu_description() -> CpuDescription:
     """CPU model, relevant ISA flags, logical and physical cores, usable cores."""
     info = _cpuinfo()
     model = info.get("model name") or platform.processor() or platform.machine()
@@ -143,7 +179,7 @@ def load_average() -> list[float] | None:
         return None
 
 
-def environment(*, threads: int, wait_policy: str = "default") -> dict[str, Any]:
+def environment(*, threads: int, wait_policy: str = "default") -> Environment:
     """The header of a benchmark run.
 
     Args:
@@ -166,7 +202,7 @@ def environment(*, threads: int, wait_policy: str = "default") -> dict[str, Any]
     }
 
 
-def header_lines(env: dict[str, Any]) -> list[str]:
+def header_lines(env: Environment) -> list[str]:
     """The header as a few human-readable lines."""
     cpu = env["cpu"]
     v = env["versions"]

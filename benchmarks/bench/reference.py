@@ -11,7 +11,7 @@ asked for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ class Reference:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def sync_fn(self) -> Any:
+    def sync_fn(self) -> Callable[[], None] | None:
         return self.sync if self.device.type == "cuda" else None
 
     # --- the stages, timed separately by the runner ---

@@ -9,12 +9,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cliprt.bench.config import BenchConfig
+from cliprt.bench.env import Environment
 from cliprt.bench.parity import Agreement
 from cliprt.bench.timing import Timing
 
 SCHEMA = "cliprt-bench/1"
 
-# JSON values as they land in bench.json (env and the probes' raw stamps).
+# JSON values whose shape is another program's: the probes' raw stamps (memory.py's
+# child process), the manifest's arch and parity records, torch's GPU memory figures.
 Json = Any
 
 
@@ -208,7 +210,7 @@ class BenchResult:
     """Every figure of one run (see the module docstring)."""
 
     config: BenchConfig
-    env: dict[str, Json]
+    env: Environment
     model: ModelInfo
     inputs: InputsInfo
     measured: Measurements

@@ -28,7 +28,6 @@ from cliprt.bench.result import (
     BenchResult,
     ImageInfo,
     InputsInfo,
-    Json,
     MemoryProbe,
     ModelInfo,
     Skipped,
@@ -117,9 +116,10 @@ def _run(
     )
 
 
-def _notes(env: dict[str, Json]) -> list[str]:
+def _notes(env: envmod.Environment) -> list[str]:
     notes = []
-    busy = max((env["load_average_start"] or [0])[0], (env["load_average_end"] or [0])[0])
+    start, end = env["load_average_start"], env.get("load_average_end")
+    busy = max((start or [0.0])[0], (end or [0.0])[0])
     if busy > env["cpu"]["usable_cores"]:
         notes.append(
             f"the machine was busy (load average up to {busy:.1f} on "

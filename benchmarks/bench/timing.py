@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+
+# A summary value in bench.json: a count, a time in ms, a flag or the raw times.
+SummaryValue = int | float | bool | list[float]
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,8 @@ class Timing:
     items: int
     times_ms: tuple[float, ...]
     warmup: int
-    meta: dict[str, Any] = field(default_factory=dict)
+    # Extra flags for the JSON summary, e.g. {"interleaved": True}.
+    meta: dict[str, bool] = field(default_factory=dict)
 
     def percentile(self, q: float) -> float:
         """The q-th percentile (0..100) of the per-call times, in ms (linear interpolation)."""
@@ -53,7 +56,7 @@ class Timing:
         p50 = self.p50_ms
         return self.items * 1000.0 / p50 if p50 > 0 else float("inf")
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, SummaryValue]:
         """Percentiles, throughput and every raw time, ready for JSON."""
         t = np.asarray(self.times_ms)
         return {
@@ -74,7 +77,7 @@ class Timing:
 
 
 def measure(
-    fn: Callable[[], Any],
+    fn: Callable[[], object],
     *,
     items: int,
     repeats: int,
@@ -111,7 +114,7 @@ def measure(
 
 
 def measure_interleaved(
-    fns: dict[str, Callable[[], Any]],
+    fns: dict[str, Callable[[], object]],
     *,
     items: int,
     repeats: int,
