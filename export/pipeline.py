@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cliprt.errors import ExportError
 from cliprt.manifest import (
@@ -22,6 +22,7 @@ from cliprt.manifest import (
     PRECISIONS,
     Manifest,
     Parity,
+    Preprocessing,
     Variant,
     file_entry,
     write_manifest,
@@ -29,6 +30,8 @@ from cliprt.manifest import (
 from cliprt.runtime.onnx_external import external_data_locations
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from cliprt.export.families.base import Checkpoint, TowerArch
     from cliprt.export.int8 import Int8Options
     from cliprt.export.int8_embedding import EmbeddingQuant
@@ -92,7 +95,7 @@ def export_model(
     precisions: str | Iterable[str] = PRECISIONS,
     opset: int = DEFAULT_OPSET,
     force: bool = False,
-    gates: Mapping[str, Any] | None = None,
+    gates: Mapping[str, Gate | float | str] | None = None,
     int8: Int8Options | None = None,
     progress: Callable[[str], None] | None = None,
     external_data_bytes: int = EXTERNAL_DATA_BYTES,
@@ -186,7 +189,7 @@ class _Build:
     wanted: tuple[str, ...]
     opset: int
     gate_map: dict[str, Gate]
-    gate_overrides: dict[str, Any]
+    gate_overrides: dict[str, float | dict[str, float]]
     int8_options: Int8Options
     external_data_bytes: int
 
@@ -198,9 +201,9 @@ class _References:
 
     probes: Probes
     device_probes: ProbeRecord
-    tokenizer_check: dict[str, Any]
-    preprocessing_check: dict[str, Any]
-    calibration: dict[str, Any] | None
+    tokenizer_check: dict[str, object]
+    preprocessing_check: dict[str, object]
+    calibration: dict[str, np.ndarray] | None
 
 
 @dataclass(frozen=True)
@@ -477,7 +480,7 @@ def _manifest(
     *,
     family: str,
     label: str,
-    facts: dict[str, Any],
+    facts: _Facts,
 ) -> Manifest:
     from cliprt.export import fp16 as fp16_mod
 
@@ -488,27 +491,36 @@ def _manifest(
         refs.probes,
         variants.drift,
     )
-    manifest_facts = facts
-    preprocessor_name = manifest_facts.pop("preprocessor_name")
     return Manifest(
         format_version=FORMAT_VERSION,
         cliprt_version=_cliprt_version(),
         source=label,
         tokenizer=file_entry(staging, TOKENIZER_FILE),
-        preprocessor=file_entry(staging, preprocessor_name),
+        preprocessor=file_entry(staging, facts.preprocessor_name),
         towers=variants.towers,
         family=family,
-        **manifest_facts["manifest"],
-        arch=manifest_facts["arch"],
+        embed_dim=facts.embed_dim,
+        image_size=facts.image_size,
+        context_length=facts.context_length,
+        logit_scale=facts.logit_scale,
+        logit_bias=facts.logit_bias,
+        scoring=facts.scoring,
+        text_padding=facts.text_padding,
+        padding_side=facts.padding_side,
+        bos_id=facts.bos_id,
+        eos_id=facts.eos_id,
+        pad_id=facts.pad_id,
+        preprocessing=facts.preprocessing,
+        arch=facts.arch,
         probes=refs.device_probes.to_dict(),
         export={
             # Tower outputs are the projected embeddings, not L2-normalised: the runtime
             # normalises (and keeps the norms available to whoever wants them).
             "normalized": False,
-            **manifest_facts["export"],
+            **facts.export,
             "opset": opset,
             "optimizer": {
-                "model_type": manifest_facts["optimizer_model_type"],
+                "model_type": facts.optimizer_model_type,
                 "opt_level": 0,
                 "use_gpu": False,
             },
@@ -537,7 +549,29 @@ def _manifest(
     )
 
 
-def _facts(ckpt: Checkpoint) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Facts:
+    """What the manifest records of a loaded Checkpoint, taken before it is freed."""
+
+    preprocessor_name: str
+    optimizer_model_type: str
+    embed_dim: int
+    image_size: int
+    context_length: int
+    logit_scale: float
+    logit_bias: float
+    scoring: str
+    text_padding: str
+    padding_side: str
+    bos_id: int
+    eos_id: int
+    pad_id: int
+    preprocessing: Preprocessing
+    arch: dict[str, object]
+    export: dict[str, object]
+
+
+def _facts(ckpt: Checkpoint) -> _Facts:
     """What the manifest records of a loaded Checkpoint, taken before it is freed."""
     staging_name = Path(ckpt.preprocessor_json).name
     text_pooling = {
@@ -545,30 +579,28 @@ def _facts(ckpt: Checkpoint) -> dict[str, Any]:
         "openclip": "first eos_id in input_ids (= open_clip's argmax: EOT has the top id)",
         "siglip": "last position (prompts padded to context_length)",
     }[ckpt.family]
-    return {
-        "preprocessor_name": staging_name,
-        "optimizer_model_type": ckpt.optimizer_model_type,
-        "manifest": {
-            "embed_dim": int(ckpt.embed_dim),
-            "image_size": int(ckpt.image_size),
-            "context_length": int(ckpt.context_length),
-            "logit_scale": float(ckpt.logit_scale),
-            "logit_bias": float(ckpt.logit_bias),
-            "scoring": ckpt.scoring,
-            "text_padding": ckpt.text_padding,
-            "padding_side": ckpt.padding_side,
-            "bos_id": int(ckpt.bos_id),
-            "eos_id": int(ckpt.eos_id),
-            "pad_id": int(ckpt.pad_id),
-            "preprocessing": ckpt.preprocessing,
-        },
-        "arch": {
+    return _Facts(
+        preprocessor_name=staging_name,
+        optimizer_model_type=ckpt.optimizer_model_type,
+        embed_dim=int(ckpt.embed_dim),
+        image_size=int(ckpt.image_size),
+        context_length=int(ckpt.context_length),
+        logit_scale=float(ckpt.logit_scale),
+        logit_bias=float(ckpt.logit_bias),
+        scoring=ckpt.scoring,
+        text_padding=ckpt.text_padding,
+        padding_side=ckpt.padding_side,
+        bos_id=int(ckpt.bos_id),
+        eos_id=int(ckpt.eos_id),
+        pad_id=int(ckpt.pad_id),
+        preprocessing=ckpt.preprocessing,
+        arch={
             "projection_dim": int(ckpt.embed_dim),
             "vision": ckpt.vision_arch.to_dict(),
             "text": ckpt.text_arch.to_dict(),
             "parameters": int(ckpt.n_params),
         },
-        "export": {
+        export={
             "text_pooling": text_pooling,
             "text_inputs": "input_ids only; "
             + (
@@ -581,7 +613,7 @@ def _facts(ckpt: Checkpoint) -> dict[str, Any]:
             else "torch.onnx.export(dynamo=False)",
             "family_notes": {k: v for k, v in ckpt.notes.items()},
         },
-    }
+    )
 
 
 def _make_readable(folder: Path) -> None:
