@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cliprt.errors import ExportError
+from cliprt.export.source import TOKENIZER_FILE
 from cliprt.manifest import (
     FORMAT_VERSION,
     PRECISIONS,
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
     from cliprt.export.validate import Gate, Probes
     from cliprt.runtime.probes import ProbeRecord
 
-TOKENIZER_FILE = "tokenizer.json"
-PREPROCESSOR_FILE = "preprocessor_config.json"
 DEFAULT_OPSET = 17
 # Under protobuf's 2 GiB message limit, and low enough that a ViT-H text tower (1.4 GB)
 # takes the external-data path too: its optimizer reads the weights lazily

@@ -17,9 +17,13 @@ from cliprt.export.random_checkpoints import (
 )
 
 SUPPORTED_MODEL_TYPES = ("clip",)
+# The file names of a Hugging Face checkpoint folder that cliprt reads, and under which
+# the exporter writes them into a model folder: one owner, imported by the families and
+# the pipeline.
 PREPROCESSOR_FILE = "preprocessor_config.json"
+TOKENIZER_FILE = "tokenizer.json"
 # A fast tokenizer file, or the slow files it can be rebuilt from.
-TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))
+TOKENIZER_FILES = ((TOKENIZER_FILE,), ("vocab.json", "merges.txt"))
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 
 

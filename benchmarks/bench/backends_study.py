@@ -31,11 +31,7 @@ import numpy as np
 
 from cliprt.bench.env import cpu_description, load_average
 from cliprt.bench.timing import measure_interleaved
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+from cliprt.runtime.vectors import l2_normalize
 
 
 def _ort(path: Path, threads: int, provider: Any = "CPUExecutionProvider") -> Callable:
@@ -129,7 +125,9 @@ def run(work: Path, *, int8: str, threads: int, repeats: int) -> dict[str, Any]:
             x = data["eval_pixels"] if kind == "vision" else data["eval_ids"]
             ref = data["eval_image_ref"] if kind == "vision" else data["eval_text_ref"]
             out = np.concatenate([fns[kind](x[i : i + 8]) for i in range(0, len(x), 8)])
-            cos = (_unit(out) * _unit(ref)).sum(-1)
+            cos = (l2_normalize(out, dtype=np.float64) * l2_normalize(ref, dtype=np.float64)).sum(
+                -1
+            )
             drift = max(float(np.abs(fns[kind](x[i : i + 1])[0] - out[i]).max()) for i in range(4))
             results[name][kind] = {"min_cosine": float(cos.min()), "batch_drift": drift}
             print(f"{name} {kind}: min cos {cos.min():.5f}, drift {drift:.1e}", flush=True)

@@ -22,16 +22,13 @@ import numpy as np
 
 from cliprt.bench.result import Skipped
 from cliprt.manifest import Manifest
+from cliprt.runtime.vectors import l2_normalize
 
 if TYPE_CHECKING:
     import torch
 
 BASELINES = ("onnxruntime", "torch-fp32", "torch-bf16", "torch-compile")
 DEFAULT_BASELINES = ("onnxruntime", "torch-fp32", "torch-bf16")
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12))
 
 
 class OrtDefault:
@@ -53,7 +50,7 @@ class OrtDefault:
         """One call of `tower` ("image" / "text") on `host`, ready to be timed."""
         s, name = self.sessions[tower]
         x = np.ascontiguousarray(host, dtype=np.int64 if tower == "text" else np.float32)
-        return lambda: _l2(s.run(None, {name: x})[0])
+        return lambda: l2_normalize(s.run(None, {name: x})[0])
 
 
 class TorchBaseline:

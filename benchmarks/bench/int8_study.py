@@ -28,6 +28,7 @@ import numpy as np
 
 from cliprt.bench.env import cpu_description, load_average
 from cliprt.bench.timing import measure_interleaved
+from cliprt.runtime.vectors import l2_normalize
 
 _CALIB_IMAGES = 32
 _CALIB_TEXTS = 64
@@ -432,18 +433,13 @@ def _run(sess: Any, x: np.ndarray) -> np.ndarray:
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
 def parity_and_drift(sess: Any, kind: str, data: Any, seed: int = 0) -> dict[str, float]:
     """Min/mean cosine vs PyTorch over the eval set, and batch drift: max abs diff of an
     item's raw embedding alone vs in a batch of 8 with random mates (4 items x 2 draws)."""
     x = data["eval_pixels"] if kind == "vision" else data["eval_ids"]
     ref = data["eval_image_ref"] if kind == "vision" else data["eval_text_ref"]
     out = np.concatenate([_run(sess, x[i : i + 8]) for i in range(0, len(x), 8)])
-    cos = (_unit(out) * _unit(ref)).sum(-1)
+    cos = (l2_normalize(out, dtype=np.float64) * l2_normalize(ref, dtype=np.float64)).sum(-1)
     # Mates: other evaluation inputs (text: the same padded length as the item).
     pool = x
     rng = np.random.default_rng(seed)

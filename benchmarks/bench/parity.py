@@ -6,10 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+from cliprt.runtime.vectors import l2_normalize
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ def compare(engine: np.ndarray, reference: np.ndarray) -> Agreement:
     """
     if engine.shape != reference.shape:
         raise ValueError(f"shapes differ: engine {engine.shape}, reference {reference.shape}")
-    a, b = _unit(engine), _unit(reference)
+    a, b = l2_normalize(engine, dtype=np.float64), l2_normalize(reference, dtype=np.float64)
     cos = np.sum(a * b, axis=-1)
     return Agreement(
         n=int(a.shape[0]),

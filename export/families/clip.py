@@ -13,12 +13,11 @@ from cliprt.export.families.base import (
     rgb,
     torch_embeds,
 )
+from cliprt.export.source import PREPROCESSOR_FILE, TOKENIZER_FILE
 from cliprt.manifest import Preprocessing
 
 NAME = "clip"
 MODEL_TYPES = ("clip",)
-PREPROCESSOR_FILE = "preprocessor_config.json"
-TOKENIZER_FILE = "tokenizer.json"
 
 
 def load(folder: Path, label: str, work: Path) -> Checkpoint:

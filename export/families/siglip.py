@@ -27,12 +27,11 @@ from cliprt.export.families.base import (
     rgb,
     torch_embeds,
 )
+from cliprt.export.source import PREPROCESSOR_FILE, TOKENIZER_FILE
 from cliprt.manifest import Preprocessing
 
 NAME = "siglip"
 MODEL_TYPES = ("siglip",)
-PREPROCESSOR_FILE = "preprocessor_config.json"
-TOKENIZER_FILE = "tokenizer.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 
 

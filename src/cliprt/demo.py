@@ -88,7 +88,7 @@ def shipped_path(name: str) -> Path:
     Raises:
         ModelFolderError: the installed package lacks it.
     """
-    from cliprt.runtime.model import shipped_folder
+    from cliprt.shipped import shipped_folder
 
     path = shipped_folder(name)
     if path is None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from cliprt.errors import ModelFolderError
+from cliprt.manifest import MANIFEST_NAME
 
 # A manifest source naming one of cliprt's own checkpoints: "cliprt:NAME".
 SOURCE_SCHEME = "cliprt:"
@@ -38,7 +39,7 @@ def shipped_models() -> list[str]:
     root = resources.files("cliprt") / "models"
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "manifest.json").is_file())
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / MANIFEST_NAME).is_file())
 
 
 def source_trees() -> list[Path]:

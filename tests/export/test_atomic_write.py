@@ -50,7 +50,7 @@ def test_crash_mid_export_leaves_nothing(tiny_clip_dir: Path, tmp_path: Path, ex
 def _previous_model(out: Path) -> Path:
     """A real model folder (the shipped one, copied) marked with old.txt: --force replaces
     only model folders."""
-    from cliprt.runtime.model import shipped_folder
+    from cliprt.shipped import shipped_folder
 
     shutil.copytree(shipped_folder("shapes"), out)
     (out / "old.txt").write_text("previous model")

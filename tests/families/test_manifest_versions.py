@@ -12,7 +12,7 @@ import pytest
 import cliprt
 from cliprt.errors import ModelFolderError
 from cliprt.manifest import read_manifest
-from cliprt.runtime.model import shipped_folder
+from cliprt.shipped import shipped_folder
 
 
 def test_the_shipped_version_1_folder_loads_with_defaults() -> None:

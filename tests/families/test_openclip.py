@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.families.conftest import TEXTS, odd_images
+from tests.families.support import TEXTS, odd_images
 
 pytest.importorskip("torch", reason="the reference needs the export extra")
 if importlib.util.find_spec("open_clip") is None:  # importing it needs torchvision

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.families.conftest import TEXTS, odd_images
+from tests.families.support import TEXTS, odd_images
 
 pytest.importorskip("transformers", reason="the reference needs the export extra")
 pytest.importorskip("sentencepiece", reason="SigLIP's tokenizer needs sentencepiece")

@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 
 from cliprt.errors import ModelFolderError
-from cliprt.runtime.model import shipped_folder
-from cliprt.shipped import SOURCE_TREE_CHECKPOINTS, find_checkpoint, require_checkpoint
+from cliprt.shipped import (
+    SOURCE_TREE_CHECKPOINTS,
+    find_checkpoint,
+    require_checkpoint,
+    shipped_folder,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -49,7 +49,7 @@ def shapes() -> Any:
 @pytest.fixture
 def shapes_copy(tmp_path: Path) -> Path:
     """A private, writable copy of the shipped model folder."""
-    from cliprt.runtime.model import shipped_folder
+    from cliprt.shipped import shipped_folder
 
     folder = shipped_folder("shapes")
     assert folder is not None

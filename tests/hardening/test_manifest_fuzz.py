@@ -63,7 +63,7 @@ def _key_paths(obj: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ..
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the shipped folder beside a secret file and with a symlink leading to it."""
-    from cliprt.runtime.model import shipped_folder
+    from cliprt.shipped import shipped_folder
 
     root = tmp_path_factory.mktemp("fuzz")
     (root / "secret.bin").write_bytes(b"secret")
