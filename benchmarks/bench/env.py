@@ -184,7 +184,7 @@ def environment(*, threads: int, wait_policy: str = "default") -> Environment:
 
     Args:
         threads: the intra-op thread count given to both onnxruntime and torch.
-        wait_policy: how idle worker threads wait on both sides (see runner.WAIT_POLICIES).
+        wait_policy: how idle worker threads wait on both sides (see config.WAIT_POLICIES).
     """
     return {
         "load_average_start": load_average(),

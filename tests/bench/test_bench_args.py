@@ -15,7 +15,7 @@ from cliprt.cli import main as cliprt_main
 
 @pytest.fixture(autouse=True)
 def _restore_omp_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The runner sets OMP_WAIT_POLICY for torch; keep it out of the other tests.
+    # The bench sets OMP_WAIT_POLICY for its run and restores it; start every test without.
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
 
 

@@ -77,3 +77,23 @@ def test_interleaved_round_robin_and_min_time() -> None:
         {"a": lambda: None}, items=1, repeats=2, warmup=0, min_time_s=10, max_repeats=7
     )
     assert len(t["a"].times_ms) == 7
+
+
+def test_omp_wait_policy_is_scoped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bench sets OMP_WAIT_POLICY for its run only; the demo keeps a user's value."""
+    import os
+
+    from cliprt.bench.config import omp_wait_policy
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with omp_wait_policy("PASSIVE"):
+        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with omp_wait_policy("PASSIVE", override=False):
+        assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    with omp_wait_policy("PASSIVE"):
+        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    with omp_wait_policy(None):
+        assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
