@@ -20,6 +20,7 @@ import onnxruntime as ort
 
 from cliprt.errors import ModelFolderError
 from cliprt.runtime.probes import ProbeRecord, probe_images
+from cliprt.runtime.vectors import l2_normalize
 
 if TYPE_CHECKING:
     from cliprt.runtime.model import ClipModel
@@ -132,8 +133,8 @@ def _compare(tower: str, got: np.ndarray, ref: np.ndarray, gate: dict) -> TowerC
         )
     # Cosine of normalised rows (the runtime's outputs are L2-normalised; renormalising
     # the recorded float32 references removes their rounding from the figure).
-    ref64 /= np.linalg.norm(ref64, axis=1, keepdims=True)
-    cos = (got64 * ref64).sum(1) / np.linalg.norm(got64, axis=1)
+    ref64 = l2_normalize(ref64, dtype=np.float64)
+    cos = (l2_normalize(got64, dtype=np.float64) * ref64).sum(1)
     return TowerCheck(
         tower=tower,
         n_inputs=len(ref64),
