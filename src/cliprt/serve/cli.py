@@ -7,6 +7,7 @@ how to install it when it is missing.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import signal
@@ -156,6 +157,11 @@ def _serve(args: argparse.Namespace) -> int:
         args.threads or default_threads(),
         not args.no_spinning,
         model.providers,
+    )
+    logger.info(
+        "http: event loop %s, parser %s (uvicorn picks uvloop and httptools when installed)",
+        "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        "httptools" if importlib.util.find_spec("httptools") else "h11",
     )
     logger.info(
         "batching: max_batch=%d max_wait_ms=%g max_queue=%d; limits: %s; index: %s",
