@@ -137,6 +137,10 @@ def _timeout_ms(request: Request, limits: Limits) -> float:
 
 
 async def _gather_or_cancel(*aws: Awaitable[np.ndarray]) -> list[np.ndarray]:
+    if len(aws) == 1:
+        # One lane (the usual single-modality request): no task to make; cancelling
+        # this request still cancels its batcher future.
+        return [await aws[0]]
     # The first failure cancels the other lane's part, which the batcher then drops.
     tasks = [asyncio.ensure_future(a) for a in aws]
     try:
