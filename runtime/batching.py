@@ -418,8 +418,8 @@ class Batcher:
         decode_during_compute: let the pool decode images while the image tower runs.
             Default (None): only when the tower is not on the CPU. On the CPU the tower's
             onnxruntime threads use every core; a decoder running beside them preempts
-            one, and the others spin-wait for it at the end of each parallel section,
-            so the call slows down and burns CPU (measured: README, Serving). Without
+            one, and the others wait for it at the end of each parallel section, so
+            the call slows down and costs more CPU (measured: README, Serving). Without
             the overlap, requests that arrive during a call are decoded right after it
             and batched together, as one batched call over them would do.
         on_batch: called from a lane's worker after each tower call with a
