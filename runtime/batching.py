@@ -16,11 +16,27 @@ request its own rows, L2-normalised per request exactly as a direct call does.
 When a batch is dispatched. As soon as the tower is free, except that while there is
 concurrency (the previous call held more than one item, more than one item is queued,
 or images are still being decoded) the worker waits for the batch mates it expects (as
-many as the previous call held, or as are being decoded; at most ``max_batch``), and
-never longer than until the oldest queued item has waited ``max_wait_ms``. A lone
-caller therefore never waits (its latency is a direct call's); N callers in a closed
-loop are taken together as soon as all N are back; an open-loop stream under load
-fills its batches within ``max_wait_ms``.
+many as the previous call held, or as are queued and being decoded; at most
+``max_batch``):
+
+- images still being decoded are waited for while they keep coming out of the pool
+  (each within twice the usual decode time of the previous one): they are accepted work
+  that is milliseconds away, and on the CPU a tower call started beside their decoding
+  only competes with it for the same cores (a split batch, and a slower call). On the
+  CPU the pool also holds new decodes while an image tower call runs
+  (``decode_during_compute``), so the requests that came during a call are decoded
+  right after it and taken together;
+- requests not yet submitted (closed-loop callers coming back with their next request)
+  are waited for while they keep arriving: up to ``max_wait_ms`` after the latest
+  arrival. Counting ``max_wait_ms`` from the oldest item instead cut each batch before
+  N woken callers were all back, and the lane then stayed split into groups of N/2 or
+  so (phase-locked) for the rest of the run;
+- there the oldest queued item waits at most ``max(max_wait_ms, the recent tower call
+  time)``, so no batch is held back longer than about one call.
+
+A lone caller therefore never waits (its latency is a direct call's); N callers in a
+closed loop are taken together as soon as all N are back; an open-loop stream under load
+fills its batches while its arrivals keep coming.
 
 Results do not depend on batch mates. For fp32 and fp16 a request's embedding is
 bit-identical to the direct ``encode_images`` / ``encode_texts`` call of the same
@@ -175,8 +191,14 @@ class _Lane:
         self._admitted = 0  # items accepted and not yet taken into a tower call
         self._preparing = 0  # items accepted but not yet ready (images being decoded)
         self._last_size = 0
+        self._last_arrival = 0.0  # monotonic time of the latest push
         self._closing = False
         self._mean_call_s = 0.0
+        self._mean_prepare_s = 0.0  # per item, as the pool runs it (decode + preprocess)
+        # Set while no tower call of this lane runs; decoders may wait on it (Batcher's
+        # decode_during_compute=False).
+        self.tower_idle = threading.Event()
+        self.tower_idle.set()
         self.stats = LaneStats()
         self._thread = threading.Thread(target=self._loop, name=f"cliprt-batch-{name}", daemon=True)
         self._thread.start()
@@ -219,7 +241,14 @@ class _Lane:
                 self._ready.append(item)
                 if prepared:
                     self._preparing -= 1
-            self._cond.notify_all()
+            self._last_arrival = now
+            # Only the worker waits on this condition: one wake-up is enough.
+            self._cond.notify()
+
+    def note_prepare(self, seconds: float) -> None:
+        """Records one item's decode time (an exponential mean; a benign race)."""
+        mean = self._mean_prepare_s
+        self._mean_prepare_s = seconds if not mean else 0.8 * mean + 0.2 * seconds
 
     def release(self, n: int, *, prepared: bool) -> None:
         """Gives back room for n items that will never be queued (a failed decode)."""
@@ -243,13 +272,26 @@ class _Lane:
                 self._cond.wait()
             concurrent_load = self._last_size > 1 or len(self._ready) > 1 or self._preparing > 0
             if concurrent_load:
-                until = self._ready[0].queued_at + self.max_wait_s
+                # The oldest item waits at most about one tower call (module docstring).
+                cap = self._ready[0].queued_at + max(self.max_wait_s, self._mean_call_s)
+                # Arrivals are counted from now at the earliest: decodes held back during
+                # the last tower call only start now.
+                since = time.monotonic()
                 while not self._closing:
+                    ready = len(self._ready)
                     # Expect as many as the last call held (closed-loop callers come
-                    # back), or those still decoding; never more than max_batch.
-                    expected = max(self._last_size, len(self._ready) + self._preparing)
-                    if len(self._ready) >= min(self.max_batch, expected):
+                    # back), or as are queued and decoding; never more than max_batch.
+                    expected = max(self._last_size, ready + self._preparing)
+                    if ready >= min(self.max_batch, expected):
                         break
+                    if self._preparing:
+                        # Accepted images, decoding now: wait while they keep coming
+                        # out of the pool (a stuck or huge one stops holding the batch
+                        # after twice the usual decode time).
+                        patience = max(self.max_wait_s, 2 * self._mean_prepare_s)
+                        until = max(since, self._last_arrival) + patience
+                    else:
+                        until = min(cap, max(since, self._last_arrival) + self.max_wait_s)
                     left = until - time.monotonic()
                     if left <= 0:
                         break
@@ -285,6 +327,7 @@ class _Lane:
         if not live:
             return
         started = time.monotonic()
+        self.tower_idle.clear()
         try:
             out = self._run([item.payload for item in live])
         except Exception as exc:  # a tower error fails this call's requests, not the lane
@@ -292,6 +335,8 @@ class _Lane:
                 if req.fail(exc):
                     self.stats.failed += 1
             return
+        finally:
+            self.tower_idle.set()
         elapsed = time.monotonic() - started
         # An exponential mean of the call time, for Retry-After hints.
         self._mean_call_s = (
@@ -370,6 +415,13 @@ class Batcher:
             min(4, CPUs), as the model's own pool).
         max_image_pixels: refuse larger images (InputError) even where the model's own
             limit is higher (a server's per-request limit).
+        decode_during_compute: let the pool decode images while the image tower runs.
+            Default (None): only when the tower is not on the CPU. On the CPU the tower's
+            onnxruntime threads use every core; a decoder running beside them preempts
+            one, and the others wait for it at the end of each parallel section, so
+            the call slows down and costs more CPU (measured: README, Serving). Without
+            the overlap, requests that arrive during a call are decoded right after it
+            and batched together, as one batched call over them would do.
         on_batch: called from a lane's worker after each tower call with a
             :class:`BatchEvent` (metrics hooks); keep it quick.
 
@@ -388,6 +440,7 @@ class Batcher:
         decode_workers: int | None = None,
         max_image_pixels: int | None = None,
         on_batch: Callable[[BatchEvent], None] | None = None,
+        decode_during_compute: bool | None = None,
     ) -> None:
         self.model = model
         self.max_batch = _positive_int("max_batch", max_batch)
@@ -405,6 +458,9 @@ class Batcher:
             max_workers=_positive_int("decode_workers", workers),
             thread_name_prefix="cliprt-batch-decode",
         )
+        if decode_during_compute is None:
+            decode_during_compute = not str(model.device).startswith("cpu")
+        self.decode_during_compute = bool(decode_during_compute)
         self._closed = False
         self._abort = False  # close(drain=False): queued decodes fail instead of running
         self._close_lock = threading.Lock()
@@ -489,7 +545,11 @@ class Batcher:
         req = _Request(len(items), self.model.embed_dim, self._deadline(timeout_ms))
         pre, opts = self.model.manifest.preprocessing, self._decode
 
+        gate = None if self.decode_during_compute else lane.tower_idle
+
         def prepare(i: int, item: Any) -> None:
+            if gate is not None:
+                gate.wait()  # decode after the running image tower call, not beside it
             if self._abort:
                 lane.release(1, prepared=True)
                 req.fail(BatcherClosed("the batcher closed before this image request ran"))
@@ -501,6 +561,7 @@ class Batcher:
                     lane.stats.expired += 1
                     req.fail(DeadlineExceeded(_deadline_message("image", req, time.monotonic())))
                 return
+            started = time.monotonic()
             try:
                 pixels = load_and_preprocess(item, i, pre, opts)
             except (
@@ -510,6 +571,7 @@ class Batcher:
                 if req.fail(exc):
                     lane.stats.failed += 1
                 return
+            lane.note_prepare(time.monotonic() - started)
             lane.push([_Item(req, i, pixels)], prepared=True)
 
         try:

@@ -55,6 +55,8 @@ class ServeBenchConfig:
         threads: onnxruntime intra-op threads per tower.
         max_batch, max_wait_ms: the batched mode's limits.
         requests_per_caller: timed requests per caller in a closed-loop cell.
+        warmup_rounds: untimed requests per caller before a closed-loop cell's window
+            opens (serve_load.closed_loop: steady state only).
         min_requests: at least this many timed requests per cell.
         open_s: seconds of offered load per open-loop cell (at least min_requests).
         items: distinct inputs cycled through (and the ceiling's batch).
@@ -71,7 +73,8 @@ class ServeBenchConfig:
     threads: int = 2
     max_batch: int = 32
     max_wait_ms: float = 2.0
-    requests_per_caller: int = 3
+    requests_per_caller: int = 8
+    warmup_rounds: int = 2
     min_requests: int = 32
     open_s: float = 4.0
     items: int = 64
@@ -151,6 +154,7 @@ def _row(cfg: ServeBenchConfig, precision: str, modality: str, **kw: Any) -> dic
                 )
             }
         )
+        row.update(res.extra)
     row["load_average"] = load_average()
     return row
 
@@ -178,29 +182,34 @@ def _rotate(items: Sequence[str], k: int) -> list[str]:
     return [*items[k:], *items[:k]]
 
 
-def _ceiling(
-    model: Any, modality: str, images: list[bytes], texts: list[str], max_batch: int
-) -> dict[str, Any]:
-    cpu: list[float] = []
+def _ceiling_runs(
+    model: Any, modality: str, images: list[bytes], texts: list[str], max_batch: int, reps: int
+) -> list[tuple[float, float]]:
+    """(wall s, process CPU s) of `reps` batched calls over all the items, after one
+    untimed call."""
 
-    def once() -> float:
+    def once() -> tuple[float, float]:
         t0, c0 = time.perf_counter(), time.process_time()
         if modality == "image":
             model.encode_images(images, batch_size=max_batch)
         else:
             model.encode_texts(texts, batch_size=max_batch)
-        cpu.append(time.process_time() - c0)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     once()  # warm
-    cpu.clear()
-    times = sorted(once() for _ in range(3))
-    n = len(images) if modality == "image" else len(texts)
+    return [once() for _ in range(reps)]
+
+
+def _ceiling(runs: list[tuple[float, float]], n: int) -> dict[str, Any]:
+    """The ceiling from its runs: the median call (measured before and after the closed
+    loop, so that a quiet moment of a shared machine favours neither side)."""
+    times = sorted(t for t, _ in runs)
+    cpu = sorted(c for _, c in runs)
     return {
         "items": n,
         "seconds": times,
-        "throughput_per_s": n / times[1],
-        "cpu_ms_per_item": sorted(cpu)[1] * 1000 / n,
+        "throughput_per_s": n / times[len(times) // 2],
+        "cpu_ms_per_item": cpu[len(cpu) // 2] * 1000 / n,
     }
 
 
@@ -303,16 +312,8 @@ def _measure(
     bodies: list[bytes],
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    ceiling = _ceiling(model, modality, images, texts, cfg.max_batch)
-    _log(
-        f"{precision} {modality}: ceiling {ceiling['throughput_per_s']:.1f}/s (one call of {ceiling['items']}, batch {cfg.max_batch})"
-    )
-    rows.append(
-        _row(cfg, precision, modality, target="in-process", loop="ceiling", mode="ceiling",
-             concurrency=None, throughput_per_s=ceiling["throughput_per_s"], ceiling=ceiling,
-             cpu_ms_per_request=ceiling["cpu_ms_per_item"])
-    )  # fmt: skip
     n = len(images) if modality == "image" else len(texts)
+    ceiling_runs = _ceiling_runs(model, modality, images, texts, cfg.max_batch, 5)
 
     def direct_call(i: int) -> None:
         if modality == "image":
@@ -327,15 +328,17 @@ def _measure(
 
     for li, c in enumerate(cfg.concurrency):
         requests = max(cfg.min_requests, cfg.requests_per_caller * c)
+        warmup = cfg.warmup_rounds * c
         for mode in _rotate(MODES, li):
             b = batchers.get(mode)
             before = b.stats(modality).batch_sizes if b else {}
             call = direct_call if b is None else batcher_call(b)
             cpu0 = time.process_time()
-            res = closed_loop(partial(_same, call), concurrency=c, requests=requests, warmup=c)
-            # CPU time of this whole process (callers, decoding, onnxruntime) per request:
-            # the cost of a request, whatever share of a shared machine the run got.
-            cpu_ms = (time.process_time() - cpu0) * 1000 / (requests + c)
+            res = closed_loop(partial(_same, call), concurrency=c, requests=requests, warmup=warmup)
+            # CPU time of this whole process (callers, decoding, onnxruntime) per request
+            # issued (warm-up and drain included): the cost of a request, whatever share
+            # of a shared machine the run got.
+            cpu_ms = (time.process_time() - cpu0) * 1000 / res.extra["issued"]
             sizes = _batch_delta(before, b.stats(modality).batch_sizes) if b else {}
             rows.append(
                 _row(cfg, precision, modality, target="in-process", loop="closed", mode=mode,
@@ -344,20 +347,34 @@ def _measure(
             )  # fmt: skip
             _log(f"{precision} {modality} in-process c={c:3d} {mode:9s}: {_brief(res)}")
 
+    ceiling_runs += _ceiling_runs(model, modality, images, texts, cfg.max_batch, 5)
+    ceiling = _ceiling(ceiling_runs, n)
+    _log(
+        f"{precision} {modality}: ceiling {ceiling['throughput_per_s']:.1f}/s (one call of {n}, batch {cfg.max_batch})"
+    )
+    rows.insert(
+        0,
+        _row(cfg, precision, modality, target="in-process", loop="ceiling", mode="ceiling",
+             concurrency=None, throughput_per_s=ceiling["throughput_per_s"], ceiling=ceiling,
+             cpu_ms_per_request=ceiling["cpu_ms_per_item"]),
+    )  # fmt: skip
+
     for li, c in enumerate(cfg.http_concurrency):
         requests = max(cfg.min_requests, cfg.requests_per_caller * c)
+        warmup = cfg.warmup_rounds * c
         for mode in _rotate(("batched", "unbatched"), li):
             s = servers[mode]
             before = scrape_batch_sizes(s.url)
             cpu0, server0 = time.process_time(), _process_cpu_s(s.proc.pid)
             res = closed_loop(
-                partial(http_caller, s.url, bodies), concurrency=c, requests=requests, warmup=c
+                partial(http_caller, s.url, bodies), concurrency=c, requests=requests, warmup=warmup
             )
-            client_ms = (time.process_time() - cpu0) * 1000 / (requests + c)
+            issued = res.extra["issued"]
+            client_ms = (time.process_time() - cpu0) * 1000 / issued
             server1 = _process_cpu_s(s.proc.pid)
             server_ms = None
             if server0 is not None and server1 is not None:
-                server_ms = (server1 - server0) * 1000 / (requests + c)
+                server_ms = (server1 - server0) * 1000 / issued
             after = scrape_batch_sizes(s.url)
             count = after[1] - before[1]
             rows.append(
@@ -545,7 +562,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per tower")
     p.add_argument("--max-batch", type=int, default=d.max_batch)
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms)
-    p.add_argument("--requests-per-caller", type=int, default=d.requests_per_caller)
+    p.add_argument(
+        "--requests-per-caller",
+        type=int,
+        default=d.requests_per_caller,
+        help=f"timed requests per caller in a closed-loop cell ({d.requests_per_caller})",
+    )
+    p.add_argument(
+        "--warmup-rounds",
+        type=int,
+        default=d.warmup_rounds,
+        help=f"untimed requests per caller before the window opens ({d.warmup_rounds})",
+    )
     p.add_argument("--min-requests", type=int, default=d.min_requests)
     p.add_argument("--open-s", type=float, default=d.open_s)
     p.add_argument("--items", type=int, default=d.items)
@@ -570,6 +598,7 @@ def main(argv: Sequence[str]) -> int:
         max_batch=ns.max_batch,
         max_wait_ms=ns.max_wait_ms,
         requests_per_caller=ns.requests_per_caller,
+        warmup_rounds=ns.warmup_rounds,
         min_requests=ns.min_requests,
         open_s=ns.open_s,
         items=ns.items,

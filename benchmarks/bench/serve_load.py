@@ -72,12 +72,23 @@ def closed_loop(
     make_call: Callable[[], Call], *, concurrency: int, requests: int, warmup: int
 ) -> LoadResult:
     """`concurrency` threads, each with its own `make_call()` (its connection), serve
-    requests 0..warmup+requests-1 between them; the first `warmup` are not timed."""
+    requests until `warmup + requests + concurrency` have been issued; only the steady
+    state is timed.
+
+    The window opens when `warmup` requests have been answered: the callers have all
+    started and the batches formed while they were still arriving are behind. It
+    closes when the first caller finds no request left: from then on fewer than
+    `concurrency` callers remain and the load drains, so the last batches are partial
+    (the extra `concurrency` requests issued are that drain, never timed). Throughput is
+    the answers inside the window over its length; latencies are those of the requests
+    started inside it (they finish during the drain at the latest). With few requests
+    per caller, start-up and drain would otherwise be most of what is measured.
+    """
     counter = itertools.count()
     lock = threading.Lock()
-    spans: list[tuple[float, float]] = []
-    errors: dict[str, int] = {}
-    total = warmup + requests
+    spans: list[tuple[float, float, str | None]] = []  # (start, end, error name or None)
+    total = warmup + requests + concurrency
+    exhausted: list[float] = []
     ready = threading.Barrier(concurrency + 1)
 
     def caller() -> None:
@@ -86,19 +97,18 @@ def closed_loop(
         while True:
             k = next(counter)
             if k >= total:
+                with lock:
+                    exhausted.append(time.perf_counter())
                 return
             t0 = time.perf_counter()
+            error = None
             try:
                 call(k)
             except Exception as exc:  # counted, never fatal: overload is a result too
-                if k >= warmup:
-                    with lock:
-                        errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-                continue
+                error = type(exc).__name__
             t1 = time.perf_counter()
-            if k >= warmup:
-                with lock:
-                    spans.append((t0, t1))
+            with lock:
+                spans.append((t0, t1, error))
 
     threads = [
         threading.Thread(target=caller, name=f"load-{i}", daemon=True) for i in range(concurrency)
@@ -108,7 +118,23 @@ def closed_loop(
     ready.wait()
     for t in threads:
         t.join()
-    return _summary(spans, errors, requests)
+    ends = sorted(b for _, b, _ in spans)
+    opens = ends[warmup - 1] if warmup else min(a for a, _, _ in spans)
+    closes = min(exhausted)
+    inside = [(a, b, e) for a, b, e in spans if opens <= a < closes]
+    errors: dict[str, int] = {}
+    for _, _, e in inside:
+        if e is not None:
+            errors[e] = errors.get(e, 0) + 1
+    ok = [(a, b) for a, b, e in inside if e is None]
+    result = _summary(ok, errors, len(inside))
+    answered = sum(1 for _, b, e in spans if e is None and opens < b <= closes)
+    window = closes - opens
+    if window > 0 and answered:
+        result.throughput_per_s = answered / window
+        result.wall_s = window
+    result.extra.update({"window_s": window, "answered_in_window": answered, "issued": len(spans)})
+    return result
 
 
 def open_loop(

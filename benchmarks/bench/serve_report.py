@@ -113,6 +113,12 @@ def markdown(result: dict[str, Any]) -> str:
         "(concurrent session.run, today's behaviour without the front)",
         f"- single-item requests; images are JPEG files (bytes, decoded in the pool), texts "
         f"{cfg['seq_len']} tokens; {cfg['items']} distinct items cycled",
+        "- closed loop, steady state only: each caller's first "
+        f"{cfg.get('warmup_rounds', 1)} requests are warm-up; the window closes when the first "
+        "caller runs out of requests (the drain is not timed); req/s counts the answers inside "
+        "the window, latencies the requests started inside it "
+        f"({cfg['requests_per_caller']} per caller, at least {cfg['min_requests']}); the ceiling "
+        "is the median of 5 calls before and 5 after the closed loop",
         f"- command: `{' '.join(cfg['argv'])}`",
         "",
     ]

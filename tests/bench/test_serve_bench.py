@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,10 @@ def test_closed_and_open_loop_in_process_and_over_http(tmp_path: Path) -> None:
             *(("http", m, c) for m in ("batched", "unbatched") for c in (1, 4)),
         }
         for r in mine:
+            if r["loop"] == "closed":
+                # The steady-state window: warm-up and drain issued, never timed.
+                assert 0 < r["answered_in_window"] < r["issued"], r
+                assert 0 < r["window_s"] == r["wall_s"], r
             if r["loop"] != "ceiling":
                 assert r["requests"] >= 8 and not r["errors"], r
                 assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"], r
@@ -72,3 +78,25 @@ def test_closed_and_open_loop_in_process_and_over_http(tmp_path: Path) -> None:
 def test_bad_arguments_are_refused(args: list[str]) -> None:
     proc = _bench(args)
     assert proc.returncode == 2 and "error:" in proc.stderr
+
+
+def test_closed_loop_times_the_steady_state_only() -> None:
+    from cliprt.bench.serve_load import closed_loop
+
+    started: list[int] = []
+
+    def make_call() -> Callable[[int], None]:
+        def call(i: int) -> None:
+            started.append(i)
+            time.sleep(0.002)
+
+        return call
+
+    res = closed_loop(make_call, concurrency=4, requests=40, warmup=8)
+    # warm-up + timed + one drain request per caller, each issued once.
+    assert sorted(started) == list(range(8 + 40 + 4))
+    assert res.extra["issued"] == 52
+    # Neither the warm-up nor the drain is inside the window.
+    assert 0 < res.extra["answered_in_window"] <= 52 - 8
+    assert 0 < res.requests <= 52 - 8 and not res.errors
+    assert res.throughput_per_s == pytest.approx(res.extra["answered_in_window"] / res.wall_s)

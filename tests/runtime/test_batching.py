@@ -236,3 +236,28 @@ def test_bad_limits_are_input_errors(model: ClipModel, option: str, value: objec
     with pytest.raises(cliprt.InputError, match=option):
         model.batched(**{option: value})
     assert _batch_threads() == []
+
+
+def _jpegs(n: int, size: int = 640) -> list[bytes]:
+    rng = np.random.default_rng(7)
+    out = []
+    for _ in range(n):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), np.uint8)).save(
+            buf, format="JPEG", quality=90
+        )
+        out.append(buf.getvalue())
+    return out
+
+
+def test_a_burst_of_images_is_computed_together_once_decoded(model: ClipModel) -> None:
+    # 24 noisy 640x640 JPEGs take two decoders well over max_wait_ms, each one well
+    # under it: the batch waits for the decodes under way instead of being cut
+    # max_wait_ms after the first image is ready.
+    images = _jpegs(24)
+    with model.batched(max_batch=32, max_wait_ms=100, decode_workers=2) as b:
+        assert b.decode_during_compute is False  # on the CPU: no decoding beside the tower
+        futures = [b.submit_images(im) for im in images]
+        got = [f.result(timeout=120) for f in futures]
+        assert b.stats("image").batch_sizes == {24: 1}
+    np.testing.assert_array_equal(np.concatenate(got), model.encode_images(images))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-WEB = ("starlette", "uvicorn", "prometheus_client", "httpx", "anyio")
+WEB = ("starlette", "uvicorn", "uvloop", "orjson", "prometheus_client", "httpx", "anyio")
 
 
 def test_runtime_and_cli_import_no_web_stack() -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -43,6 +44,19 @@ from cliprt.serve.protocol import (
 )
 
 logger = logging.getLogger("cliprt.serve")
+
+
+class FastJSONResponse(JSONResponse):
+    """JSON through orjson, numpy arrays included.
+
+    The stdlib encoder took about 0.3-0.7 ms per 512-float embedding (``tolist()`` and
+    a repr per float), a large part of the 1 ms HTTP budget; orjson writes the same
+    numbers (float64 arrays: the shortest repr that reads back as the same float64, as
+    ``json.dumps`` does) in about 10 us.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 @dataclass
@@ -123,6 +137,10 @@ def _timeout_ms(request: Request, limits: Limits) -> float:
 
 
 async def _gather_or_cancel(*aws: Awaitable[np.ndarray]) -> list[np.ndarray]:
+    if len(aws) == 1:
+        # One lane (the usual single-modality request): no task to make; cancelling
+        # this request still cancels its batcher future.
+        return [await aws[0]]
     # The first failure cancels the other lane's part, which the batcher then drops.
     tasks = [asyncio.ensure_future(a) for a in aws]
     try:
@@ -158,11 +176,11 @@ def _route(
         metrics.in_flight.inc()
         try:
             timeout_ms = _timeout_ms(request, state.limits)
-            response = JSONResponse(await handler(request, timeout_ms))
+            response = FastJSONResponse(await handler(request, timeout_ms))
         except Exception as exc:
             err = _error_for(exc)
             metrics.errors.labels(endpoint, err.kind).inc()
-            response = JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+            response = FastJSONResponse(err.body(), status_code=err.status, headers=err.headers)
         finally:
             metrics.in_flight.dec()
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
@@ -212,7 +230,9 @@ def create_app(
                 base64.b64encode(row.astype("<f4").tobytes()).decode() for row in emb
             ]
         else:
-            vectors = emb.tolist()
+            # float64: each number as the float64 repr of the float32 value, exactly as
+            # json.dumps(emb.tolist()) wrote it (orjson, FastJSONResponse).
+            vectors = list(emb.astype(np.float64))
         return {
             "object": "list",
             "data": [

@@ -7,6 +7,7 @@ how to install it when it is missing.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import signal
@@ -47,11 +48,21 @@ def register(subparsers: Any) -> None:
     p.add_argument("--precision", default="auto", help="fp32 | fp16 | int8 | auto (default)")
     p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per tower")
-    p.add_argument(
-        "--no-spinning",
+    spin = p.add_mutually_exclusive_group()
+    spin.add_argument(
+        "--spinning",
+        dest="spinning",
         action="store_true",
-        help="idle onnxruntime threads sleep instead of spinning (a shared machine)",
+        help="let idle onnxruntime threads spin between ops. Off by default: in a server "
+        "they would take the cores the image decoders and the event loop need",
     )
+    spin.add_argument(
+        "--no-spinning",
+        dest="spinning",
+        action="store_false",
+        help="idle onnxruntime threads sleep (the default)",
+    )
+    p.set_defaults(spinning=False)
     p.add_argument("--max-batch", type=int, default=32, help="rows per tower call (32)")
     p.add_argument(
         "--max-wait-ms", type=float, default=2.0, help="wait for batch mates under load (2 ms)"
@@ -137,7 +148,7 @@ def _serve(args: argparse.Namespace) -> int:
         precision=args.precision,
         device=args.device,
         threads=args.threads,
-        spinning=not args.no_spinning,
+        spinning=args.spinning,
         max_image_pixels=args.max_image_pixels,
         warmup_batches=sorted({1, args.max_batch}),
     )
@@ -154,8 +165,13 @@ def _serve(args: argparse.Namespace) -> int:
         model.device,
         model.precision,
         args.threads or default_threads(),
-        not args.no_spinning,
+        args.spinning,
         model.providers,
+    )
+    logger.info(
+        "http: event loop %s, parser %s (uvicorn picks uvloop and httptools when installed)",
+        "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        "httptools" if importlib.util.find_spec("httptools") else "h11",
     )
     logger.info(
         "batching: max_batch=%d max_wait_ms=%g max_queue=%d; limits: %s; index: %s",

@@ -17,10 +17,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from cliprt.serve.limits import Limits
 
 # Lenient about whitespace/newlines (MIME line breaks); strict about the alphabet.
-_B64_CLEAN = re.compile(rb"\s+")
+_B64_SPACE = b" \t\n\r\v\f"
 _DATA_URI = re.compile(r"^data:([\w.+/-]*)(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 
 
@@ -96,8 +98,8 @@ class SearchRequest:
 def parse_json(body: bytes) -> dict[str, Any]:
     """The body as a JSON object, or a 400."""
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:  # bad UTF-8 too
         raise HttpError(
             400, "bad_json", f"the body is not valid JSON ({exc}); send a JSON object"
         ) from None
@@ -122,11 +124,17 @@ def decode_base64_image(value: Any, where: str, limits: Limits) -> ImageInput:
         )
     # Base64 is 4/3 of the bytes; the body limit already bounds it, this names the item.
     try:
-        raw = base64.b64decode(_B64_CLEAN.sub(b"", value.encode("ascii")), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
-        raise _invalid(
-            f"{where}: not valid base64 ({exc}); encode the image file's bytes"
-        ) from None
+        # Clients send one line almost always: decode it as it is. Stripping MIME line
+        # breaks first cost a regex pass over the whole image (2 ms and more per
+        # request), so it is only done when the plain decode fails.
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        try:
+            raw = base64.b64decode(value.encode("ascii").translate(None, _B64_SPACE), validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+            raise _invalid(
+                f"{where}: not valid base64 ({exc}); encode the image file's bytes"
+            ) from None
     if not raw:
         raise _invalid(f"{where}: the image is empty (0 bytes)")
     return ImageInput(raw)
