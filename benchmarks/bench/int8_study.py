@@ -273,76 +273,6 @@ def _fuse(src: Path, dst: Path, kind: str, arch: dict[str, Any]) -> None:
     m.save_model_to_file(str(dst))
 
 
-def activation_ranges(path: str | Path, names: list[str], calibration: Any) -> dict:
-    """(min, max) of each named tensor of the fp32 graph `path` over `calibration` (run
-    in batches of 8 by onnxruntime's CPU EP)."""
-    import numpy as np
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(str(path))
-    present = {o.name for o in model.graph.output}
-    for name in names:
-        if name not in present:
-            model.graph.output.append(
-                onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
-            )
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    session = ort.InferenceSession(
-        model.SerializeToString(), so, providers=["CPUExecutionProvider"]
-    )
-    feed = session.get_inputs()[0].name
-    lo = {n: np.inf for n in names}
-    hi = {n: -np.inf for n in names}
-    for i in range(0, len(calibration), 8):
-        outs = session.run(list(names), {feed: calibration[i : i + 8]})
-        for n, v in zip(names, outs, strict=True):
-            lo[n] = min(lo[n], float(v.min()))
-            hi[n] = max(hi[n], float(v.max()))
-    return {n: (lo[n], hi[n]) for n in names}
-
-
-def freeze_activation_scales(dynamic: Path, raw: Path, dst: Path, calibration: Any) -> None:
-    """Turns a dynamically quantized graph into a static one: every
-    DynamicQuantizeLinear becomes a QuantizeLinear with the u8 scale and zero point that
-    DynamicQuantizeLinear would compute over the calibration range. The MatMulInteger
-    kernels (fused by onnxruntime into MatMulIntegerToFloat) stay as they are, minus the
-    per-run min/max pass, and the result no longer depends on the batch."""
-    import numpy as np
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(dynamic))
-    dql = [n for n in model.graph.node if n.op_type == "DynamicQuantizeLinear"]
-    ranges = activation_ranges(raw, sorted({n.input[0] for n in dql}), calibration)
-    nodes = []
-    for node in model.graph.node:
-        if node.op_type != "DynamicQuantizeLinear":
-            nodes.append(node)
-            continue
-        lo, hi = ranges[node.input[0]]
-        lo, hi = min(lo, 0.0), max(hi, 0.0)
-        scale = (hi - lo) / 255.0 or 1.0
-        zero = int(np.clip(round(-lo / scale), 0, 255))
-        y, y_scale, y_zero = node.output
-        model.graph.initializer.extend(
-            [
-                numpy_helper.from_array(np.array(scale, dtype=np.float32), y_scale),
-                numpy_helper.from_array(np.array(zero, dtype=np.uint8), y_zero),
-            ]
-        )
-        nodes.append(
-            onnx.helper.make_node(
-                "QuantizeLinear", [node.input[0], y_scale, y_zero], [y], name=node.name + "_static"
-            )
-        )
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    onnx.save(model, str(dst))
-
-
 CANDIDATES: dict[str, str] = {
     "fp32": "fused fp32 graph (the fp32 variant), for speed and drift reference",
     "dyn-fused": "dynamic int8 after fusion, MatMul only, per-channel S8 weights (cliprt <= 0.1)",
@@ -356,6 +286,11 @@ CANDIDATES: dict[str, str] = {
     "qop-u8s8-raw": "static QOperator before fusion (every weight MatMul incl. Q/K/V), U8S8",
     "frozen-raw": "dynamic int8 before fusion (weight MatMuls) with its activation scales "
     "frozen from calibration (QuantizeLinear instead of DynamicQuantizeLinear)",
+    "frozen-raw-patch": "frozen-raw plus the patch-embedding Conv as an int8 MatMul "
+    "(export/int8.py's default since cliprt 0.3: Int8Options())",
+    "frozen-fused-attn": "dynamic int8 after fusion, MatMul + fused Attention (QAttention), "
+    "activation scales frozen from calibration",
+    "frozen-fused-attn-patch": "frozen-fused-attn plus the patch-embedding Conv as an int8 MatMul",
     "nbits8-fused": "MatMulNBits 8-bit weights (block 32), int8 compute per row block "
     "(accuracy_level 4), after fusion",
     "nbits8-raw": "MatMulNBits 8-bit (block 32, accuracy_level 4) before fusion, then "
@@ -373,6 +308,13 @@ def make_candidate(work: Path, name: str, kind: str) -> Path:
         return out
     out.parent.mkdir(exist_ok=True)
     _quiet()
+    from cliprt.export.int8 import (
+        Int8Options,
+        freeze_activation_scales,
+        patch_conv_to_matmul,
+        quantize_int8,
+    )
+
     data = np.load(work / "inputs.npz")
     calib = data["calib_pixels"] if kind == "vision" else data["calib_ids"]
     arch = json.loads((work / "arch.json").read_text())
@@ -396,6 +338,18 @@ def make_candidate(work: Path, name: str, kind: str) -> Path:
         _dynamic(raw, pre, ["MatMul"], exclude=weight_matmuls(raw)[1])
         freeze_activation_scales(pre, raw, tmp, calib)
         pre.unlink()
+    elif name == "frozen-raw-patch":
+        quantize_int8(fused, tmp, Int8Options(reduce_range=False), raw=raw, calibration=calib)
+    elif name in ("frozen-fused-attn", "frozen-fused-attn-patch"):
+        pre, base = out.with_suffix(".pre.onnx"), fused
+        if name.endswith("-patch"):
+            base = out.with_suffix(".patch.onnx")
+            patch_conv_to_matmul(fused, base)
+        _dynamic(base, pre, ["MatMul", "Attention"], exclude=weight_matmuls(base)[1])
+        freeze_activation_scales(pre, base, tmp, calib)
+        pre.unlink()
+        if base != fused:
+            base.unlink()
     elif name == "nbits8-fused":
         _nbits(fused, tmp, 8, 32, 4)
     elif name == "nbits8-raw":
