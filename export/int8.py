@@ -541,8 +541,95 @@ def freeze_activation_scales(
         )
     del model.graph.node[:]
     model.graph.node.extend(nodes)
+    fuse_integer_to_float(model)
     _save(model, dst, external_data)
     return len(dql)
+
+
+def fuse_integer_to_float(model: Any) -> int:
+    """Rewrites each MatMulInteger -> Cast -> Mul(a_scale * b_scale) [-> Add(bias)] chain
+    of a graph whose activation scales are constants into one com.microsoft
+    MatMulIntegerToFloat (scaling and bias in the GEMM's epilogue, no int32 tensor
+    written and read again by three more ops).
+
+    onnxruntime makes this fusion itself for dynamic graphs, where a_scale comes from
+    DynamicQuantizeLinear; with a constant a_scale its constant folding first merges
+    the two scales into one initializer, and the fusion's pattern no longer matches
+    (measured: MatMulInteger, Cast and Mul left as three kernels). Edits `model` in
+    place.
+
+    Returns:
+        How many chains were fused.
+    """
+    from onnx import helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    outputs = {o.name for o in graph.output}
+
+    def only_consumer(name: str, op_type: str) -> Any:
+        users = consumers.get(name, [])
+        if len(users) == 1 and users[0].op_type == op_type and name not in outputs:
+            return users[0]
+        return None
+
+    drop: set[int] = set()
+    replace: dict[int, Any] = {}
+    fused = 0
+    for node in graph.node:
+        if node.op_type != "MatMulInteger" or len(node.input) < 4:
+            continue
+        cast = only_consumer(node.output[0], "Cast")
+        mul = cast and only_consumer(cast.output[0], "Mul")
+        if not mul:
+            continue
+        scales = producer.get(mul.input[1] if mul.input[0] == cast.output[0] else mul.input[0])
+        if (
+            scales is None
+            or scales.op_type != "Mul"
+            or not all(i in inits for i in scales.input)
+            or len(consumers.get(scales.output[0], [])) != 1
+        ):
+            continue
+        a_scale, b_scale = scales.input
+        if len(inits[a_scale].dims) != 0:
+            a_scale, b_scale = b_scale, a_scale
+        n_out = int(inits[node.input[1]].dims[-1]) if node.input[1] in inits else None
+        out, bias, last = mul.output[0], None, mul
+        add = only_consumer(out, "Add")
+        if add is not None and n_out is not None:
+            other = add.input[1] if add.input[0] == out else add.input[0]
+            t = inits.get(other)
+            if t is not None and list(t.dims) == [n_out]:
+                bias, last = other, add
+        inputs = [node.input[0], node.input[1], a_scale, b_scale, node.input[2], node.input[3]]
+        if bias is not None:
+            inputs.append(bias)
+        replace[id(node)] = helper.make_node(
+            "MatMulIntegerToFloat",
+            inputs,
+            [last.output[0]],
+            name=f"{node.name}_to_float",
+            domain="com.microsoft",
+        )
+        drop |= {id(cast), id(mul), id(scales)} | ({id(add)} if bias is not None else set())
+        fused += 1
+    if fused:
+        kept = [replace.get(id(n), n) for n in graph.node if id(n) not in drop]
+        del graph.node[:]
+        graph.node.extend(kept)
+        if not any(o.domain == "com.microsoft" for o in model.opset_import):
+            model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+        used = {i for n in graph.node for i in n.input}
+        keep = [t for t in graph.initializer if t.name in used]
+        del graph.initializer[:]
+        graph.initializer.extend(keep)
+    return fused
 
 
 def _quantize_frozen(

@@ -113,7 +113,7 @@ def test_int8_quantizes_matmul_only(exported_tiny) -> None:
             for n in onnx.load(str(exported_tiny.folder / f"{tower}.int8.onnx")).graph.node
         }
         # Static: every activation scale is a constant (no per-run DynamicQuantizeLinear).
-        assert "MatMulInteger" in ops and "QuantizeLinear" in ops
+        assert "MatMulIntegerToFloat" in ops and "QuantizeLinear" in ops
         assert "DynamicQuantizeLinear" not in ops
         # The patch embedding is an int8 MatMul, not a Conv of any kind.
         assert not ops & {"Conv", "ConvInteger", "QLinearConv"}
