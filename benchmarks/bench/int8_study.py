@@ -8,6 +8,8 @@ a batch of 8 random mates). Writes a Markdown table and a JSON file.
     python -m cliprt.bench.int8_study prepare --work /tmp/int8-study --arch ViT-B-32
     python -m cliprt.bench.int8_study run --work /tmp/int8-study --threads 2 \\
         --out benchmarks/results/int8-formulations
+    python -m cliprt.bench.int8_study time --work /tmp/int8-study \\
+        --candidates fp32,qop-u8s8-raw,frozen-raw-patch --repeats 15   # wall + CPU ms
 
 `prepare` builds random:ARCH (seed 0), exports both towers to ONNX before fusion
 (raw) and after (fused, the fp32 variant), and records evaluation inputs (natural-ish
@@ -483,6 +485,45 @@ def run_study(
     return report
 
 
+def time_candidates(work: Path, names: list[str], *, threads: int, repeats: int) -> dict:
+    """Interleaved p50 of wall and process CPU milliseconds per call (no parity).
+
+    On a shared box the CPU time of a call (all its threads; spinning is off, so a
+    waiting thread costs none) moves far less with other jobs' load than wall time."""
+    data = dict(np.load(work / "inputs.npz"))
+    out: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
+    print(f"load average {os.getloadavg()}", flush=True)
+    for (kind, b), x in timed_inputs(data).items():
+        sessions = {n: _session(make_candidate(work, n, kind), threads) for n in names}
+        for n in names:  # warm-up
+            _run(sessions[n], x)
+        wall: dict[str, list[float]] = {n: [] for n in names}
+        cpu: dict[str, list[float]] = {n: [] for n in names}
+        for _ in range(repeats):
+            for n in names:
+                t0, c0 = time.perf_counter(), time.process_time()
+                _run(sessions[n], x)
+                wall[n].append((time.perf_counter() - t0) * 1e3)
+                cpu[n].append((time.process_time() - c0) * 1e3)
+        for n in names:
+            out[n][f"{kind} b{b}"] = {
+                "wall_ms": float(np.median(wall[n])),
+                "cpu_ms": float(np.median(cpu[n])),
+            }
+        print(
+            f"{kind} b{b}: "
+            + "; ".join(
+                f"{n} wall {out[n][f'{kind} b{b}']['wall_ms']:.1f} cpu "
+                f"{out[n][f'{kind} b{b}']['cpu_ms']:.1f}"
+                for n in names
+            ),
+            flush=True,
+        )
+        del sessions
+    print(f"load average {os.getloadavg()}", flush=True)
+    return out
+
+
 def write_report(report: dict[str, Any], out: Path) -> None:
     """Writes OUT.json and OUT.md (the comparison table)."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -537,10 +578,18 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--repeats", type=int, default=10)
     r.add_argument("--out", type=Path, default=None)
+    t = sub.add_parser("time", help="interleaved wall and CPU ms only (no parity)")
+    t.add_argument("--work", type=Path, required=True)
+    t.add_argument("--candidates", default="fp32,qop-u8s8-raw,frozen-raw-patch")
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     if args.cmd == "prepare":
         prepare(args.work, args.arch)
+    elif args.cmd == "time":
+        names = [n.strip() for n in args.candidates.split(",") if n.strip()]
+        time_candidates(args.work, names, threads=args.threads, repeats=args.repeats)
     else:
         names = [n.strip() for n in args.candidates.split(",") if n.strip()]
         run_study(args.work, names, threads=args.threads, repeats=args.repeats, out=args.out)
