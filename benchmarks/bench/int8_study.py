@@ -289,7 +289,7 @@ CANDIDATES: dict[str, str] = {
     "frozen-raw": "dynamic int8 before fusion (weight MatMuls) with its activation scales "
     "frozen from calibration (QuantizeLinear instead of DynamicQuantizeLinear)",
     "frozen-raw-patch": "frozen-raw plus the patch-embedding Conv as an int8 MatMul "
-    "(export/int8.py's default since cliprt 0.3: Int8Options())",
+    "(export/int8.py's default: Int8Options())",
     "frozen-fused-attn": "dynamic int8 after fusion, MatMul + fused Attention (QAttention), "
     "activation scales frozen from calibration",
     "frozen-fused-attn-patch": "frozen-fused-attn plus the patch-embedding Conv as an int8 MatMul",
