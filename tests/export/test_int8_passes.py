@@ -93,3 +93,48 @@ def test_frozen_scales_make_a_batch_invariant_int8_graph(tmp_path: Path) -> None
     ref = _run(fp32, item)[0].ravel()
     cos = float(alone.ravel() @ ref / np.linalg.norm(alone) / np.linalg.norm(ref))
     assert cos >= 0.999
+
+
+@pytest.mark.parametrize(
+    ("options", "op"),
+    [
+        ({"formulation": "dynamic"}, "DynamicQuantizeLinear"),
+        ({"graph": "fused"}, "MatMulIntegerToFloat"),
+    ],
+)
+def test_each_formulation_builds_a_close_tower(exported_tiny, tmp_path: Path, options, op) -> None:
+    # The non-default formulations stay usable (`--int8-formulation dynamic`, the old
+    # QOperator kernels), on the tiny tower's fused fp32 graph.
+    from cliprt.export.int8 import Int8Options, quantize_int8
+
+    src = exported_tiny.folder / "vision.fp32.onnx"
+    rng = np.random.default_rng(5)
+    calib = rng.standard_normal((16, 3, 224, 224)).astype(np.float32)
+    opts = Int8Options(reduce_range=False, **options)
+    dst = quantize_int8(src, tmp_path / "v.int8.onnx", opts, calibration=calib)
+    ops = {n.op_type for n in onnx.load(str(dst)).graph.node}
+    assert op in ops
+    x = calib[:3]
+    s = {p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (src, dst)}
+    ref, got = (s[p].run(None, {"pixel_values": x})[0] for p in (src, dst))
+    cos = (ref * got).sum(-1) / np.linalg.norm(ref, axis=-1) / np.linalg.norm(got, axis=-1)
+    assert cos.min() >= 0.99
+    if opts.static:  # an item alone == among mates
+        alone = s[dst].run(None, {"pixel_values": x[:1]})[0]
+        np.testing.assert_array_equal(got[0], alone[0])
+
+
+def test_qoperator_kernels_still_build(tmp_path: Path) -> None:
+    # cliprt's previous default (QLinearMatMul, calibrated output scales).
+    from cliprt.export.int8 import Int8Options, quantize_int8
+
+    src = tmp_path / "conv.onnx"
+    _conv_model(src, k=16, stride=16, bias=True)
+    calib = np.random.default_rng(6).standard_normal((16, 3, 64, 64)).astype(np.float32)
+    opts = Int8Options(kernels="qoperator", reduce_range=False)
+    dst = quantize_int8(src, tmp_path / "q.onnx", opts, raw=src, calibration=calib)
+    assert "QLinearMatMul" in {n.op_type for n in onnx.load(str(dst)).graph.node}
+    ref, got = _run(src, calib[:2]), _run(dst, calib[:2])
+    assert got.shape == ref.shape
+    cos = float(ref.ravel() @ got.ravel() / np.linalg.norm(ref) / np.linalg.norm(got))
+    assert cos >= 0.99
