@@ -180,16 +180,24 @@ def _quiet() -> Any:
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
 
 
-def _dynamic(src: Path, dst: Path, op_types: list[str], exclude: list[str] | None = None) -> None:
+def _dynamic(
+    src: Path,
+    dst: Path,
+    op_types: list[str],
+    exclude: list[str] | None = None,
+    *,
+    per_channel: bool = True,
+    weights: str = "s8",
+) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
         str(src),
         str(dst),
-        per_channel=True,
+        per_channel=per_channel,
         reduce_range=False,
-        weight_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8 if weights == "s8" else QuantType.QUInt8,
         op_types_to_quantize=op_types,
         nodes_to_exclude=exclude or [],
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
@@ -290,6 +298,8 @@ CANDIDATES: dict[str, str] = {
     "frozen from calibration (QuantizeLinear instead of DynamicQuantizeLinear)",
     "frozen-raw-patch": "frozen-raw plus the patch-embedding Conv as an int8 MatMul "
     "(export/int8.py's default: Int8Options())",
+    "frozen-raw-patch-pt": "frozen-raw-patch with one weight scale per tensor",
+    "frozen-raw-patch-u8u8": "frozen-raw-patch with U8 (asymmetric) weights",
     "frozen-fused-attn": "dynamic int8 after fusion, MatMul + fused Attention (QAttention), "
     "activation scales frozen from calibration",
     "frozen-fused-attn-patch": "frozen-fused-attn plus the patch-embedding Conv as an int8 MatMul",
@@ -342,6 +352,20 @@ def make_candidate(work: Path, name: str, kind: str) -> Path:
         pre.unlink()
     elif name == "frozen-raw-patch":
         quantize_int8(fused, tmp, Int8Options(reduce_range=False), raw=raw, calibration=calib)
+    elif name in ("frozen-raw-patch-pt", "frozen-raw-patch-u8u8"):
+        pre, base = out.with_suffix(".pre.onnx"), out.with_suffix(".patch.onnx")
+        patch_conv_to_matmul(raw, base)
+        _dynamic(
+            base,
+            pre,
+            ["MatMul"],
+            exclude=weight_matmuls(base)[1],
+            per_channel=not name.endswith("-pt"),
+            weights="u8" if name.endswith("u8u8") else "s8",
+        )
+        freeze_activation_scales(pre, base, tmp, calib)
+        pre.unlink()
+        base.unlink()
     elif name in ("frozen-fused-attn", "frozen-fused-attn-patch"):
         pre, base = out.with_suffix(".pre.onnx"), fused
         if name.endswith("-patch"):
