@@ -8,6 +8,8 @@ a batch of 8 random mates). Writes a Markdown table and a JSON file.
     python -m cliprt.bench.int8_study prepare --work /tmp/int8-study --arch ViT-B-32
     python -m cliprt.bench.int8_study run --work /tmp/int8-study --threads 2 \\
         --out benchmarks/results/int8-formulations
+    python -m cliprt.bench.int8_study time --work /tmp/int8-study \\
+        --candidates fp32,qop-u8s8-raw,frozen-raw-patch --repeats 15   # wall + CPU ms
 
 `prepare` builds random:ARCH (seed 0), exports both towers to ONNX before fusion
 (raw) and after (fused, the fp32 variant), and records evaluation inputs (natural-ish
@@ -182,16 +184,24 @@ def _quiet() -> Any:
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
 
 
-def _dynamic(src: Path, dst: Path, op_types: list[str], exclude: list[str] | None = None) -> None:
+def _dynamic(
+    src: Path,
+    dst: Path,
+    op_types: list[str],
+    exclude: list[str] | None = None,
+    *,
+    per_channel: bool = True,
+    weights: str = "s8",
+) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
         str(src),
         str(dst),
-        per_channel=True,
+        per_channel=per_channel,
         reduce_range=False,
-        weight_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8 if weights == "s8" else QuantType.QUInt8,
         op_types_to_quantize=op_types,
         nodes_to_exclude=exclude or [],
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
@@ -277,76 +287,6 @@ def _fuse(src: Path, dst: Path, kind: str, arch: dict[str, Any]) -> None:
     m.save_model_to_file(str(dst))
 
 
-def activation_ranges(path: str | Path, names: list[str], calibration: Any) -> dict:
-    """(min, max) of each named tensor of the fp32 graph `path` over `calibration` (run
-    in batches of 8 by onnxruntime's CPU EP)."""
-    import numpy as np
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(str(path))
-    present = {o.name for o in model.graph.output}
-    for name in names:
-        if name not in present:
-            model.graph.output.append(
-                onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
-            )
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    session = ort.InferenceSession(
-        model.SerializeToString(), so, providers=["CPUExecutionProvider"]
-    )
-    feed = session.get_inputs()[0].name
-    lo = {n: np.inf for n in names}
-    hi = {n: -np.inf for n in names}
-    for i in range(0, len(calibration), 8):
-        outs = session.run(list(names), {feed: calibration[i : i + 8]})
-        for n, v in zip(names, outs, strict=True):
-            lo[n] = min(lo[n], float(v.min()))
-            hi[n] = max(hi[n], float(v.max()))
-    return {n: (lo[n], hi[n]) for n in names}
-
-
-def freeze_activation_scales(dynamic: Path, raw: Path, dst: Path, calibration: Any) -> None:
-    """Turns a dynamically quantized graph into a static one: every
-    DynamicQuantizeLinear becomes a QuantizeLinear with the u8 scale and zero point that
-    DynamicQuantizeLinear would compute over the calibration range. The MatMulInteger
-    kernels (fused by onnxruntime into MatMulIntegerToFloat) stay as they are, minus the
-    per-run min/max pass, and the result no longer depends on the batch."""
-    import numpy as np
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(dynamic))
-    dql = [n for n in model.graph.node if n.op_type == "DynamicQuantizeLinear"]
-    ranges = activation_ranges(raw, sorted({n.input[0] for n in dql}), calibration)
-    nodes = []
-    for node in model.graph.node:
-        if node.op_type != "DynamicQuantizeLinear":
-            nodes.append(node)
-            continue
-        lo, hi = ranges[node.input[0]]
-        lo, hi = min(lo, 0.0), max(hi, 0.0)
-        scale = (hi - lo) / 255.0 or 1.0
-        zero = int(np.clip(round(-lo / scale), 0, 255))
-        y, y_scale, y_zero = node.output
-        model.graph.initializer.extend(
-            [
-                numpy_helper.from_array(np.array(scale, dtype=np.float32), y_scale),
-                numpy_helper.from_array(np.array(zero, dtype=np.uint8), y_zero),
-            ]
-        )
-        nodes.append(
-            onnx.helper.make_node(
-                "QuantizeLinear", [node.input[0], y_scale, y_zero], [y], name=node.name + "_static"
-            )
-        )
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    onnx.save(model, str(dst))
-
-
 CANDIDATES: dict[str, str] = {
     "fp32": "fused fp32 graph (the fp32 variant), for speed and drift reference",
     "dyn-fused": "dynamic int8 after fusion, MatMul only, per-channel S8 weights (cliprt <= 0.1)",
@@ -360,6 +300,13 @@ CANDIDATES: dict[str, str] = {
     "qop-u8s8-raw": "static QOperator before fusion (every weight MatMul incl. Q/K/V), U8S8",
     "frozen-raw": "dynamic int8 before fusion (weight MatMuls) with its activation scales "
     "frozen from calibration (QuantizeLinear instead of DynamicQuantizeLinear)",
+    "frozen-raw-patch": "frozen-raw plus the patch-embedding Conv as an int8 MatMul "
+    "(export/int8.py's default: Int8Options())",
+    "frozen-raw-patch-pt": "frozen-raw-patch with one weight scale per tensor",
+    "frozen-raw-patch-u8u8": "frozen-raw-patch with U8 (asymmetric) weights",
+    "frozen-fused-attn": "dynamic int8 after fusion, MatMul + fused Attention (QAttention), "
+    "activation scales frozen from calibration",
+    "frozen-fused-attn-patch": "frozen-fused-attn plus the patch-embedding Conv as an int8 MatMul",
     "nbits8-fused": "MatMulNBits 8-bit weights (block 32), int8 compute per row block "
     "(accuracy_level 4), after fusion",
     "nbits8-raw": "MatMulNBits 8-bit (block 32, accuracy_level 4) before fusion, then "
@@ -377,6 +324,13 @@ def make_candidate(work: Path, name: str, kind: str) -> Path:
         return out
     out.parent.mkdir(exist_ok=True)
     _quiet()
+    from cliprt.export.int8 import (
+        Int8Options,
+        freeze_activation_scales,
+        patch_conv_to_matmul,
+        quantize_int8,
+    )
+
     data = np.load(work / "inputs.npz")
     calib = data["calib_pixels"] if kind == "vision" else data["calib_ids"]
     arch = json.loads((work / "arch.json").read_text())
@@ -400,6 +354,32 @@ def make_candidate(work: Path, name: str, kind: str) -> Path:
         _dynamic(raw, pre, ["MatMul"], exclude=weight_matmuls(raw)[1])
         freeze_activation_scales(pre, raw, tmp, calib)
         pre.unlink()
+    elif name == "frozen-raw-patch":
+        quantize_int8(fused, tmp, Int8Options(reduce_range=False), raw=raw, calibration=calib)
+    elif name in ("frozen-raw-patch-pt", "frozen-raw-patch-u8u8"):
+        pre, base = out.with_suffix(".pre.onnx"), out.with_suffix(".patch.onnx")
+        patch_conv_to_matmul(raw, base)
+        _dynamic(
+            base,
+            pre,
+            ["MatMul"],
+            exclude=weight_matmuls(base)[1],
+            per_channel=not name.endswith("-pt"),
+            weights="u8" if name.endswith("u8u8") else "s8",
+        )
+        freeze_activation_scales(pre, base, tmp, calib)
+        pre.unlink()
+        base.unlink()
+    elif name in ("frozen-fused-attn", "frozen-fused-attn-patch"):
+        pre, base = out.with_suffix(".pre.onnx"), fused
+        if name.endswith("-patch"):
+            base = out.with_suffix(".patch.onnx")
+            patch_conv_to_matmul(fused, base)
+        _dynamic(base, pre, ["MatMul", "Attention"], exclude=weight_matmuls(base)[1])
+        freeze_activation_scales(pre, base, tmp, calib)
+        pre.unlink()
+        if base != fused:
+            base.unlink()
     elif name == "nbits8-fused":
         _nbits(fused, tmp, 8, 32, 4)
     elif name == "nbits8-raw":
@@ -526,6 +506,45 @@ def run_study(
     return report
 
 
+def time_candidates(work: Path, names: list[str], *, threads: int, repeats: int) -> dict:
+    """Interleaved p50 of wall and process CPU milliseconds per call (no parity).
+
+    On a shared box the CPU time of a call (all its threads; spinning is off, so a
+    waiting thread costs none) moves far less with other jobs' load than wall time."""
+    data = dict(np.load(work / "inputs.npz"))
+    out: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
+    print(f"load average {os.getloadavg()}", flush=True)
+    for (kind, b), x in timed_inputs(data).items():
+        sessions = {n: _session(make_candidate(work, n, kind), threads) for n in names}
+        for n in names:  # warm-up
+            _run(sessions[n], x)
+        wall: dict[str, list[float]] = {n: [] for n in names}
+        cpu: dict[str, list[float]] = {n: [] for n in names}
+        for _ in range(repeats):
+            for n in names:
+                t0, c0 = time.perf_counter(), time.process_time()
+                _run(sessions[n], x)
+                wall[n].append((time.perf_counter() - t0) * 1e3)
+                cpu[n].append((time.process_time() - c0) * 1e3)
+        for n in names:
+            out[n][f"{kind} b{b}"] = {
+                "wall_ms": float(np.median(wall[n])),
+                "cpu_ms": float(np.median(cpu[n])),
+            }
+        print(
+            f"{kind} b{b}: "
+            + "; ".join(
+                f"{n} wall {out[n][f'{kind} b{b}']['wall_ms']:.1f} cpu "
+                f"{out[n][f'{kind} b{b}']['cpu_ms']:.1f}"
+                for n in names
+            ),
+            flush=True,
+        )
+        del sessions
+    print(f"load average {os.getloadavg()}", flush=True)
+    return out
+
+
 def write_report(report: dict[str, Any], out: Path) -> None:
     """Writes OUT.json and OUT.md (the comparison table)."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -580,10 +599,18 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--repeats", type=int, default=10)
     r.add_argument("--out", type=Path, default=None)
+    t = sub.add_parser("time", help="interleaved wall and CPU ms only (no parity)")
+    t.add_argument("--work", type=Path, required=True)
+    t.add_argument("--candidates", default="fp32,qop-u8s8-raw,frozen-raw-patch")
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     if args.cmd == "prepare":
         prepare(args.work, args.arch)
+    elif args.cmd == "time":
+        names = [n.strip() for n in args.candidates.split(",") if n.strip()]
+        time_candidates(args.work, names, threads=args.threads, repeats=args.repeats)
     else:
         names = [n.strip() for n in args.candidates.split(",") if n.strip()]
         run_study(args.work, names, threads=args.threads, repeats=args.repeats, out=args.out)

@@ -104,15 +104,19 @@ def test_int8_quantizes_matmul_only(exported_tiny) -> None:
     # The default formulation: static, calibrated, batch-invariant; its measured drift
     # is recorded (0: an item's embedding does not depend on its batch mates).
     assert int8["formulation"] == "static" and int8["batch_dependent"] is False
-    assert "static QOperator" in int8["description"]
+    assert int8["kernels"] == "integer" and int8["patch_embedding"] is True
+    assert "frozen activation scales" in int8["description"]
     assert int8["batch_drift"] == {"vision": 0.0, "text": 0.0}
     for tower in ("vision", "text"):
         ops = {
             n.op_type
             for n in onnx.load(str(exported_tiny.folder / f"{tower}.int8.onnx")).graph.node
         }
-        assert "QLinearMatMul" in ops
-        assert "ConvInteger" not in ops and "QLinearConv" not in ops
+        # Static: every activation scale is a constant (no per-run DynamicQuantizeLinear).
+        assert "MatMulIntegerToFloat" in ops and "QuantizeLinear" in ops
+        assert "DynamicQuantizeLinear" not in ops
+        # The patch embedding is an int8 MatMul, not a Conv of any kind.
+        assert not ops & {"Conv", "ConvInteger", "QLinearConv"}
 
 
 def test_progress_reports_each_stage_with_seconds(exported_tiny) -> None:

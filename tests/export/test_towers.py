@@ -58,6 +58,24 @@ def test_int8_text_does_not_depend_on_its_batch_mates(exported_tiny, tokenizer) 
     assert _cos(padded, alone).min() >= 0.999
 
 
+def test_int8_image_does_not_depend_on_its_batch_mates(exported_tiny) -> None:
+    # Static int8: an image's embedding is bit for bit the same alone, first or last
+    # among mates, and among mates far outside the calibration range (whose values
+    # would move a per-batch scale).
+    s = _session(exported_tiny.folder, "vision.int8.onnx")
+    rng = np.random.default_rng(4)
+    item = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+    mates = rng.standard_normal((4, 3, 224, 224)).astype(np.float32)
+    mates[0] *= 8.0
+    mates[1] = -3.0
+    (alone,) = s.run(None, {"pixel_values": item})
+    for batch, row in ((np.concatenate([item, mates]), 0), (np.concatenate([mates, item]), 4)):
+        (out,) = s.run(None, {"pixel_values": batch})
+        np.testing.assert_array_equal(out[row], alone[0])
+    (ref,) = _session(exported_tiny.folder, "vision.fp32.onnx").run(None, {"pixel_values": item})
+    assert _cos(alone, ref).min() >= 0.99
+
+
 def test_text_pools_at_the_first_eos_not_the_largest_id(exported_tiny) -> None:
     # ids after the first EOS (a pad other than EOS, or anything) must not matter.
     s = _session(exported_tiny.folder, "text.fp32.onnx")
