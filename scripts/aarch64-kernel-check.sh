@@ -11,7 +11,8 @@
 # zig's clang (pip install ziglang), so qemu-aarch64-static runs the binary alone. qemu
 # comes from Debian's qemu-user-static package: `apt-get download` (works without root
 # where apt's package lists are present) + `dpkg-deb -x`, or QEMU_AARCH64=/path/to/qemu.
-# Cached under ${CLIPRT_CACHE:-~/.cache/cliprt-ci}/aarch64 (qemu 600 KB of it kept).
+# Cached under ${CLIPRT_CACHE:-~/.cache/cliprt-ci}/aarch64 (the qemu binary, zig's venv, the
+# objects) and zig's ~/.cache/zig (musl and libc++ for the target, built once: minutes).
 #
 # Cores: neoverse-n1 (ARMv8.2 + dotprod: Graviton 2, Ampere Altra) must offer
 # baseline,neon,neondot; cortex-a72 (ARMv8.0, Raspberry Pi 4) must offer baseline,neon
@@ -70,12 +71,15 @@ if [[ ${1:-} == --native ]]; then
   exec "$BIN"
 fi
 
-# zig: the ziglang wheel (its own clang, musl and libc++ for every target).
-PY=${PYTHON:-python3}
-if ! "$PY" -c "import ziglang" 2>/dev/null; then
-  "$PY" -m pip install -q "ziglang==0.17.1"
+# zig: the ziglang wheel (its own clang, musl and libc++ for every target), in a venv of
+# its own under the cache, so that the caller's environment is left alone.
+ZVENV=$CACHE/zig-venv
+if ! "$ZVENV/bin/python" -c "import ziglang" 2>/dev/null; then
+  rm -rf "$ZVENV"
+  python3 -m venv "$ZVENV"
+  "$ZVENV/bin/python" -m pip install -q --disable-pip-version-check "ziglang==0.17.1"
 fi
-ZIG=("$PY" -m ziglang)
+ZIG=("$ZVENV/bin/python" -m ziglang)
 
 # qemu-aarch64-static: QEMU_AARCH64, else the cached copy, else Debian's package.
 QEMU=${QEMU_AARCH64:-$CACHE/qemu-aarch64-static}
