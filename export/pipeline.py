@@ -186,6 +186,7 @@ def _build(
         onnx_bytes,
     )
     from cliprt.export.optimize import optimize_tower
+    from cliprt.export.ort_presave import presave_optimized
     from cliprt.export.source import resolve_source
     from cliprt.export.validate import (
         batch_drift,
@@ -304,6 +305,8 @@ def _build(
                     if not external[kind]:
                         # The token-embedding table too (int8 rows): see int8_embedding.
                         embedding_quant += quantize_token_embeddings(dst)
+                        # Graph rewrites done once, not at every load (cold start).
+                        presave_optimized(dst)
             paths[kind] = dst
         parities: dict[str, Parity] = {}
         with st.stage(f"validate {precision}") as note:

@@ -11,6 +11,7 @@ Torch-free: only numpy, onnxruntime, tokenizers and PIL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import operator
 import os
@@ -24,7 +25,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from cliprt.errors import InputError, ModelClosedError, ModelFolderError, ProviderError
-from cliprt.manifest import MANIFEST_NAME, TOWERS, Manifest, read_manifest
+from cliprt.manifest import MANIFEST_NAME, Manifest, read_manifest
 from cliprt.runtime.cpu import cpu_features
 from cliprt.runtime.failures import EncodeResult, ImageFailure, check_errors_mode
 from cliprt.runtime.fingerprint import ModelFingerprint, check_same_model, fingerprint_of
@@ -590,6 +591,13 @@ def _tower_session(
     return session
 
 
+def _drain(future: Future[Any]) -> None:
+    """Waits for a load step whose result is no longer wanted (another step failed):
+    its own error, if any, is dropped for the one already propagating."""
+    with contextlib.suppress(Exception):
+        future.result()
+
+
 def _refuse_external_data(path: Path, declared: Iterable[str] = ()) -> None:
     """Refuses an .onnx that makes onnxruntime read external-data files the manifest
     does not list (and so does not hash). `declared`: the locations the manifest lists
@@ -701,17 +709,20 @@ def load(
         cuda,
     )
     dev = resolve_device(device)
-    tok = ClipTokenizer(
-        checked_path(folder, manifest.tokenizer),
-        context_length=manifest.context_length,
-        pad_id=manifest.pad_id,
-        padding=manifest.text_padding,
-        padding_side=manifest.padding_side,
-    )
-    _check_token_ids(tok, manifest, folder)
     cuda = cuda or CudaOptions()
 
-    def sessions(dev: Device) -> tuple[PrecisionChoice, dict[str, Any]]:
+    def tokenizer() -> ClipTokenizer:
+        tok = ClipTokenizer(
+            checked_path(folder, manifest.tokenizer),
+            context_length=manifest.context_length,
+            pad_id=manifest.pad_id,
+            padding=manifest.text_padding,
+            padding_side=manifest.padding_side,
+        )
+        _check_token_ids(tok, manifest, folder)
+        return tok
+
+    def sessions(dev: Device, pool: ThreadPoolExecutor) -> tuple[PrecisionChoice, dict[str, Any]]:
         choice = choose_precision(
             precision,
             dev,
@@ -720,23 +731,49 @@ def load(
             cpu=cpu_features(),
             openvino=openvino_available(),
         )
-        return choice, {
-            tower: _tower_session(
-                folder, manifest, tower, choice, dev, threads, spinning, session_options, cuda
-            )
-            for tower in TOWERS
-        }
 
-    try:
-        choice, towers = sessions(dev)
-    except ProviderError as exc:
-        # "auto" may find the CUDA EP installed on a machine without a usable GPU; an
-        # explicit "cuda" never falls back.
-        if (device is not None and str(device).strip().lower() != "auto") or dev.kind != "cuda":
+        def tower(name: str) -> TowerSession | OpenVinoTowerSession:
+            return _tower_session(
+                folder, manifest, name, choice, dev, threads, spinning, session_options, cuda
+            )
+
+        if dev.kind != "cpu" or choice.backend == OPENVINO:
+            # Only onnxruntime's CPU sessions are built concurrently (what was measured).
+            return choice, {"vision": tower("vision"), "text": tower("text")}
+        text = pool.submit(tower, "text")
+        try:
+            vision = tower("vision")
+        except BaseException:
+            _drain(text)
             raise
-        logger.warning("device='auto': CUDA is installed but unusable (%s); using the CPU", exc)
-        dev = Device("cpu")
-        choice, towers = sessions(dev)
+        return choice, {"vision": vision, "text": text.result()}
+
+    # Cold start: onnxruntime releases the GIL while it creates a session, so the text
+    # tower (then nothing else) is built on a second thread while this one builds the
+    # vision tower, and the tokenizer is read on it first; everything is joined before
+    # load() returns, so a broken file still fails the load. Peak memory: the text
+    # session's creation overlaps the vision session's (see benchmarks/edge_footprint.py).
+    with ThreadPoolExecutor(1, thread_name_prefix="cliprt-load") as pool:
+        tok_future = pool.submit(tokenizer)
+        try:
+            try:
+                choice, towers = sessions(dev, pool)
+            except ProviderError as exc:
+                # "auto" may find the CUDA EP installed on a machine without a usable GPU;
+                # an explicit "cuda" never falls back.
+                if (
+                    device is not None and str(device).strip().lower() != "auto"
+                ) or dev.kind != "cuda":
+                    raise
+                logger.warning(
+                    "device='auto': CUDA is installed but unusable (%s); using the CPU", exc
+                )
+                dev = Device("cpu")
+                choice, towers = sessions(dev, pool)
+        except BaseException:
+            _drain(tok_future)
+            raise
+        tok = tok_future.result()
     prec = choice.precision
     clip = ClipModel(
         folder,
