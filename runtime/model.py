@@ -25,7 +25,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from cliprt.errors import InputError, ModelClosedError, ModelFolderError, ProviderError
-from cliprt.manifest import MANIFEST_NAME, Manifest, read_manifest
+from cliprt.manifest import MANIFEST_NAME, TOWERS, Manifest, read_manifest
 from cliprt.runtime.cpu import cpu_features
 from cliprt.runtime.failures import EncodeResult, ImageFailure, check_errors_mode
 from cliprt.runtime.fingerprint import ModelFingerprint, check_same_model, fingerprint_of
@@ -722,7 +722,7 @@ def load(
         _check_token_ids(tok, manifest, folder)
         return tok
 
-    def sessions(dev: Device, pool: ThreadPoolExecutor) -> tuple[PrecisionChoice, dict[str, Any]]:
+    def sessions(dev: Device) -> tuple[PrecisionChoice, dict[str, Any]]:
         choice = choose_precision(
             precision,
             dev,
@@ -731,33 +731,25 @@ def load(
             cpu=cpu_features(),
             openvino=openvino_available(),
         )
-
-        def tower(name: str) -> TowerSession | OpenVinoTowerSession:
-            return _tower_session(
-                folder, manifest, name, choice, dev, threads, spinning, session_options, cuda
+        return choice, {
+            tower: _tower_session(
+                folder, manifest, tower, choice, dev, threads, spinning, session_options, cuda
             )
-
-        if dev.kind != "cpu" or choice.backend == OPENVINO:
-            # Only onnxruntime's CPU sessions are built concurrently (what was measured).
-            return choice, {"vision": tower("vision"), "text": tower("text")}
-        text = pool.submit(tower, "text")
-        try:
-            vision = tower("vision")
-        except BaseException:
-            _drain(text)
-            raise
-        return choice, {"vision": vision, "text": text.result()}
+            for tower in TOWERS
+        }
 
     # Cold start: onnxruntime releases the GIL while it creates a session, so a second
-    # thread reads the tokenizer and then builds the text tower while this one builds the
-    # vision tower (about 0.25 s less wall time on 2 cores for ViT-B/32 int8). Both are
-    # joined before load() returns, so a broken file still fails the load. Cost: the two
-    # sessions' creation transients overlap in memory (benchmarks/results/edge_footprint.md).
+    # thread reads tokenizer.json (0.1 s of CPU for CLIP's) meanwhile; it is joined
+    # before load() returns, so a broken tokenizer still fails the load. The two
+    # sessions are built one after the other on purpose: building the text session
+    # beside the vision one took another 0.15 s off the wall time on 2 cores but
+    # overlapped their creation peaks, +25 to +75 MiB of peak RSS
+    # (benchmarks/results/edge_footprint.md).
     with ThreadPoolExecutor(1, thread_name_prefix="cliprt-load") as pool:
         tok_future = pool.submit(tokenizer)
         try:
             try:
-                choice, towers = sessions(dev, pool)
+                choice, towers = sessions(dev)
             except ProviderError as exc:
                 # "auto" may find the CUDA EP installed on a machine without a usable GPU;
                 # an explicit "cuda" never falls back.
@@ -769,7 +761,7 @@ def load(
                     "device='auto': CUDA is installed but unusable (%s); using the CPU", exc
                 )
                 dev = Device("cpu")
-                choice, towers = sessions(dev, pool)
+                choice, towers = sessions(dev)
         except BaseException:
             _drain(tok_future)
             raise
