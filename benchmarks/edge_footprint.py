@@ -88,6 +88,17 @@ def _inputs(folder: Path, n: int) -> Path:
     return spec
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("model")
@@ -107,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     files = [v.bytes for t in man.towers.values() for k, v in t.items() if k == ns.precision]
     files += [man.tokenizer.bytes, man.preprocessor.bytes]
     runs = []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         spec = _inputs(Path(tmp), ns.batch)
         os.environ["CLIPRT_CACHE_DIR"] = ns.cache_dir or str(Path(tmp) / "cache")
@@ -129,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         "threads": ns.threads,
         "batch": ns.batch,
         "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        # The box may be shared: wall figures mean little under load (CPU time does).
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "python": sys.version.split()[0],
     }
     m = result["later_runs_median"]
@@ -138,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         f"later runs (median of {len(later)}): cold start {m['cold_start_s']:.2f} s wall / "
         f"{m['cold_start_cpu_s']:.2f} s CPU (import {m['import_s']:.2f} s, load "
         f"{m['load_s']:.2f} s wall / {m['load_cpu_s']:.2f} s CPU), peak RSS "
-        f"{m['peak_rss_bytes'] / 2**20:.0f} MiB"
+        f"{m['peak_rss_bytes'] / 2**20:.0f} MiB; load average {load_before[0]:.1f} -> "
+        f"{result['load_average_after'][0]:.1f} ({result['cpu']})"
     )
     if ns.out:
         Path(ns.out).write_text(json.dumps(result, indent=2) + "\n")

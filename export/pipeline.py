@@ -382,6 +382,7 @@ def _variant(
     from cliprt.export import fp16 as fp16_mod
     from cliprt.export import int8 as int8_mod
     from cliprt.export.int8_embedding import quantize_token_embeddings
+    from cliprt.export.ort_presave import presave_optimized
 
     st, staging, int8_options = b.st, b.staging, b.int8_options
     fp32_paths, raw_paths, external = opt.fp32_paths, traced.raw_paths, traced.external
@@ -407,6 +408,8 @@ def _variant(
                 if not external[kind]:
                     # The token-embedding table too (int8 rows): see int8_embedding.
                     variants.embedding_quant += quantize_token_embeddings(dst)
+                    # Graph rewrites done once, not at every load (cold start).
+                    presave_optimized(dst)
         paths[kind] = dst
     return paths
 

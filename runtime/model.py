@@ -11,6 +11,7 @@ Torch-free: only numpy, onnxruntime, tokenizers and PIL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import operator
 import os
@@ -590,6 +591,13 @@ def _tower_session(
     return session
 
 
+def _drain(future: Future[Any]) -> None:
+    """Waits for a load step whose result is no longer wanted (another step failed):
+    its own error, if any, is dropped for the one already propagating."""
+    with contextlib.suppress(Exception):
+        future.result()
+
+
 def _refuse_external_data(path: Path, declared: Iterable[str] = ()) -> None:
     """Refuses an .onnx that makes onnxruntime read external-data files the manifest
     does not list (and so does not hash). `declared`: the locations the manifest lists
@@ -701,15 +709,18 @@ def load(
         cuda,
     )
     dev = resolve_device(device)
-    tok = ClipTokenizer(
-        checked_path(folder, manifest.tokenizer),
-        context_length=manifest.context_length,
-        pad_id=manifest.pad_id,
-        padding=manifest.text_padding,
-        padding_side=manifest.padding_side,
-    )
-    _check_token_ids(tok, manifest, folder)
     cuda = cuda or CudaOptions()
+
+    def tokenizer() -> ClipTokenizer:
+        tok = ClipTokenizer(
+            checked_path(folder, manifest.tokenizer),
+            context_length=manifest.context_length,
+            pad_id=manifest.pad_id,
+            padding=manifest.text_padding,
+            padding_side=manifest.padding_side,
+        )
+        _check_token_ids(tok, manifest, folder)
+        return tok
 
     def sessions(dev: Device) -> tuple[PrecisionChoice, dict[str, Any]]:
         choice = choose_precision(
@@ -727,16 +738,34 @@ def load(
             for tower in TOWERS
         }
 
-    try:
-        choice, towers = sessions(dev)
-    except ProviderError as exc:
-        # "auto" may find the CUDA EP installed on a machine without a usable GPU; an
-        # explicit "cuda" never falls back.
-        if (device is not None and str(device).strip().lower() != "auto") or dev.kind != "cuda":
+    # Cold start: onnxruntime releases the GIL while it creates a session, so a second
+    # thread reads tokenizer.json (0.1 s of CPU for CLIP's) meanwhile; it is joined
+    # before load() returns, so a broken tokenizer still fails the load. The two
+    # sessions are built one after the other on purpose: building the text session
+    # beside the vision one took another 0.15 s off the wall time on 2 cores but
+    # overlapped their creation peaks, +25 to +75 MiB of peak RSS
+    # (benchmarks/results/edge_footprint.md).
+    with ThreadPoolExecutor(1, thread_name_prefix="cliprt-load") as pool:
+        tok_future = pool.submit(tokenizer)
+        try:
+            try:
+                choice, towers = sessions(dev)
+            except ProviderError as exc:
+                # "auto" may find the CUDA EP installed on a machine without a usable GPU;
+                # an explicit "cuda" never falls back.
+                if (
+                    device is not None and str(device).strip().lower() != "auto"
+                ) or dev.kind != "cuda":
+                    raise
+                logger.warning(
+                    "device='auto': CUDA is installed but unusable (%s); using the CPU", exc
+                )
+                dev = Device("cpu")
+                choice, towers = sessions(dev)
+        except BaseException:
+            _drain(tok_future)
             raise
-        logger.warning("device='auto': CUDA is installed but unusable (%s); using the CPU", exc)
-        dev = Device("cpu")
-        choice, towers = sessions(dev)
+        tok = tok_future.result()
     prec = choice.precision
     clip = ClipModel(
         folder,

@@ -28,8 +28,15 @@ BIN=$WORK/bin
 INC=$WORK/include
 mkdir -p "$BIN" "$INC" "$OUT"
 PY=$(command -v python3)
+# zig reads -march=armv8.2-a+dotprod (CMakeLists.txt's flag for kernel_neondot.cpp) as
+# an unknown CPU "armv8.2"; the wrapper hands it on as zig's -mcpu=generic+v8_2a+dotprod.
 for tool in cc c++; do
-  printf '#!/bin/sh\nexec "%s" -m ziglang %s -target %s "$@"\n' "$PY" "$tool" "$TARGET" >"$BIN/zig-$tool"
+  {
+    printf '#!/usr/bin/env bash\nargs=()\nfor a in "$@"; do\n'
+    printf '  [[ $a == -march=armv8.2-a+dotprod ]] && a=-mcpu=generic+v8_2a+dotprod\n'
+    printf '  args+=("$a")\ndone\n'
+    printf 'exec "%s" -m ziglang %s -target %s "${args[@]}"\n' "$PY" "$tool" "$TARGET"
+  } >"$BIN/zig-$tool"
 done
 for tool in ar ranlib; do
   printf '#!/bin/sh\nexec "%s" -m ziglang %s "$@"\n' "$PY" "$tool" >"$BIN/zig-$tool"
