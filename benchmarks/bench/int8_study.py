@@ -513,7 +513,7 @@ def time_candidates(work: Path, names: list[str], *, threads: int, repeats: int)
     waiting thread costs none) moves far less with other jobs' load than wall time."""
     data = dict(np.load(work / "inputs.npz"))
     out: dict[str, dict[str, dict[str, float]]] = {n: {} for n in names}
-    print(f"load average {os.getloadavg()}", flush=True)
+    print(f"load average {load_average()}", flush=True)
     for (kind, b), x in timed_inputs(data).items():
         sessions = {n: _session(make_candidate(work, n, kind), threads) for n in names}
         for n in names:  # warm-up
@@ -541,7 +541,7 @@ def time_candidates(work: Path, names: list[str], *, threads: int, repeats: int)
             flush=True,
         )
         del sessions
-    print(f"load average {os.getloadavg()}", flush=True)
+    print(f"load average {load_average()}", flush=True)
     return out
 
 
