@@ -86,7 +86,13 @@ QEMU=${QEMU_AARCH64:-$CACHE/qemu-aarch64-static}
 if [[ ! -x $QEMU ]]; then
   TMP=$(mktemp -d)
   trap 'rm -rf "$TMP"' EXIT
-  if ! (cd "$TMP" && apt-get download -q qemu-user-static >/dev/null 2>"$TMP/apt.err"); then
+  get_qemu() { (cd "$TMP" && apt-get download -q qemu-user-static >/dev/null 2>"$TMP/apt.err"); }
+  # Package lists older than Debian's last point release name .debs the mirror no longer
+  # has: refresh them once where we may (root), then try again.
+  if ! get_qemu && [[ $(id -u) == 0 ]]; then
+    apt-get update -q >/dev/null 2>>"$TMP/apt.err" || true
+  fi
+  if [[ ! -f $(ls "$TMP"/qemu-user-static_*.deb 2>/dev/null | head -1) ]] && ! get_qemu; then
     cat "$TMP/apt.err" >&2
     echo "cannot get qemu-user-static with apt-get download (are apt's package lists" \
       "present? \`apt-get update\` as root fills them); or set QEMU_AARCH64 to a" \
