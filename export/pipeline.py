@@ -7,7 +7,6 @@ atomic rename to OUT.
 
 from __future__ import annotations
 
-import gc
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cliprt.errors import ExportError
+from cliprt.export.memory import release_memory
 from cliprt.manifest import (
     FORMAT_VERSION,
     PRECISIONS,
@@ -75,6 +75,9 @@ class _Stages:
         note: list[str] = []
         yield note
         seconds = time.perf_counter() - start
+        # What the stage freed goes back to the system before the next one starts (a
+        # large tower's stages each free gigabytes; see export.memory).
+        release_memory()
         self.timings[name] = round(seconds, 3)
         self.say(f"{name}: {seconds:.1f} s" + (f" ({'; '.join(note)})" if note else ""))
 
@@ -175,6 +178,7 @@ def _build(
     from cliprt.export import fp16 as fp16_mod
     from cliprt.export import int8 as int8_mod
     from cliprt.export.device_probes import record_probes
+    from cliprt.export.external_data import externalize
     from cliprt.export.families import family_module
     from cliprt.export.int8_embedding import quantize_token_embeddings
     from cliprt.export.onnx_graph import (
@@ -253,7 +257,7 @@ def _build(
     family, label = ckpt.family, src.label
     manifest_facts = _facts(ckpt)
     del ckpt, tower
-    gc.collect()
+    release_memory()
 
     fused: dict[str, dict[str, int]] = {}
     attention_fused: dict[str, bool] = {}
@@ -263,6 +267,10 @@ def _build(
         dst = (staging if "fp32" in wanted else work) / f"{kind}.fp32.onnx"
         arch = arches[kind]
         with st.stage(f"{kind}: optimize") as note:
+            if external[kind]:
+                # torch keeps a graph under 2 GB inline: moved out once, the optimizer
+                # and the int8 calibration read the graph alone (external_data).
+                externalize(raw_paths[kind])
             fused[kind], attention_fused[kind] = optimize_tower(
                 raw_paths[kind],
                 dst,
