@@ -13,6 +13,7 @@ inference's model copy, or protobuf's arena would hold them).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -62,10 +63,14 @@ def save_streamed(model: Any, dst: str | Path, *, src_dir: str | Path) -> Path:
     sources: dict[str, BinaryIO] = {}
     try:
         with open(tmp, "wb") as out:
-            for tensor in model.graph.initializer:
+            for tensor, movable in tensors_of(model.graph):
                 if uses_external_data(tensor):
                     payload = _read_external(tensor, ExternalDataInfo(tensor), src_dir, sources)
-                elif tensor.HasField("raw_data") and len(tensor.raw_data) >= SIZE_THRESHOLD:
+                elif (
+                    movable
+                    and tensor.HasField("raw_data")
+                    and len(tensor.raw_data) >= SIZE_THRESHOLD
+                ):
                     payload = tensor.raw_data
                 else:
                     continue
@@ -91,6 +96,25 @@ def save_streamed(model: Any, dst: str | Path, *, src_dir: str | Path) -> Path:
         tmp.unlink(missing_ok=True)
     onnx.save_model(model, str(dst))
     return dst
+
+
+def tensors_of(graph: Any) -> Iterator[tuple[Any, bool]]:
+    """Every tensor of `graph` that may hold external data, with whether it is an
+    initializer of the main graph (moved out when large; tensors in node attributes,
+    e.g. Constant values torch stores externally past 2 GB, are only re-pointed), the
+    subgraphs of If/Loop/Scan included."""
+    for tensor in graph.initializer:
+        yield tensor, True
+    stack = list(graph.node)
+    while stack:
+        node = stack.pop()
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t, False
+            yield from ((t, False) for t in attr.tensors)
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from ((t, False) for t in sub.initializer)
+                stack.extend(sub.node)
 
 
 def _read_external(tensor: Any, info: Any, src_dir: Path, sources: dict[str, BinaryIO]) -> bytes:

@@ -92,7 +92,9 @@ def _load_small_tensors(model: object, folder: Path) -> None:
         uses_external_data,
     )
 
-    for tensor in model.graph.initializer:
+    from cliprt.export.external_data import tensors_of
+
+    for tensor, _ in tensors_of(model.graph):
         if uses_external_data(tensor):
             length = ExternalDataInfo(tensor).length
             if length is not None and length < _SMALL_TENSOR_BYTES:

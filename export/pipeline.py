@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cliprt.errors import ExportError
-from cliprt.export.memory import release_memory
+from cliprt.export.memory import drop_weights, release_memory
 from cliprt.manifest import (
     FORMAT_VERSION,
     PRECISIONS,
@@ -251,6 +251,9 @@ def _build(
             # to one external data file beside its .onnx, listed in the manifest.
             external[kind] = size > external_data_bytes
             note.append(f"{size / 1e6:.0f} MB" + (", external data" if external[kind] else ""))
+        # Probes, calibration inputs and the trace are done: its weights are not read
+        # again, and the next tower's trace (or the optimizer) gets the memory.
+        drop_weights(tower)
 
     arches = {"vision": ckpt.vision_arch, "text": ckpt.text_arch}
     strict, model_type = ckpt.strict_fusion, ckpt.optimizer_model_type
