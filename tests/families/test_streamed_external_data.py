@@ -148,3 +148,46 @@ def test_release_memory_trims_on_linux() -> None:
     assert release_memory() is sys.platform.startswith("linux")
     if sys.platform.startswith("linux"):
         assert rss_bytes() > 0
+
+
+def test_constants_in_external_data_follow_the_graph(tmp_path) -> None:
+    """torch stores large Constant values of a graph over 2 GB in external data too:
+    written elsewhere, the graph must carry them along, not point back at the source."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    rng = np.random.default_rng(0)
+    weight, const = (
+        rng.standard_normal((64, 64), np.float32),
+        rng.standard_normal(64).astype(np.float32),
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(const, "c")),
+            helper.make_node("MatMul", ["x", "w"], ["y0"]),
+            helper.make_node("Add", ["y0", "c"], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 64])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    src = tmp_path / "src"
+    src.mkdir()
+    convert_model_to_external_data(
+        model, location="src.bin", size_threshold=0, convert_attribute=True
+    )
+    onnx.save_model(model, str(src / "m.onnx"))
+    assert model.graph.node[0].attribute[0].t.data_location == TensorProto.EXTERNAL
+    from cliprt.export.external_data import save_streamed
+
+    proto = onnx.load(str(src / "m.onnx"), load_external_data=False)
+    (tmp_path / "dst").mkdir()
+    dst = save_streamed(proto, tmp_path / "dst" / "m.onnx", src_dir=src)
+    shutil.rmtree(src)
+    x = rng.standard_normal((2, 64)).astype(np.float32)
+    (y,) = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_allclose(y, x @ weight + const, rtol=1e-5, atol=1e-5)
