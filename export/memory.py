@@ -56,13 +56,3 @@ def rss_bytes() -> int | None:
     import os
 
     return resident_pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def drop_weights(module: object) -> None:
-    """Moves a traced PyTorch tower's parameters and buffers to the meta device, which
-    frees their memory (the modules are shared with the checkpoint's model, so its
-    copy goes too) while keeping the module's structure and config readable."""
-    to = getattr(module, "to", None)
-    if to is not None:
-        to(device="meta")
-    release_memory()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cliprt.errors import ExportError
-from cliprt.export.memory import drop_weights, release_memory
+from cliprt.export.memory import release_memory
 from cliprt.manifest import (
     FORMAT_VERSION,
     PRECISIONS,
@@ -238,7 +238,20 @@ def _build(
     io = {"vision": (VISION_INPUT, VISION_OUTPUT), "text": (TEXT_INPUT, TEXT_OUTPUT)}
     external: dict[str, bool] = {}
     raw_paths: dict[str, Path] = {}
-    for kind, tower in (("vision", ckpt.vision), ("text", ckpt.text)):
+    # A large checkpoint (weights over the external-data threshold) is loaded again for
+    # each tower's trace: its weights are mapped from the checkpoint file, and the
+    # pages the reference embeddings read (both towers) stay resident as long as any
+    # tensor of the mapping lives; a fresh load maps them again and the trace reads
+    # only its own tower's. The trace of a ViT-H text tower then no longer sits on top
+    # of the vision tower's 2.5 GB.
+    reload_per_tower = 4 * ckpt.n_params > external_data_bytes
+    for kind in ("vision", "text"):
+        if reload_per_tower:
+            del ckpt
+            release_memory()
+            (work / f"reload-{kind}").mkdir()
+            ckpt = family_module(src.family).load(src.folder, source, work / f"reload-{kind}")
+        tower = ckpt.vision if kind == "vision" else ckpt.text
         raw_dir = work / f"{kind}-raw"
         raw_dir.mkdir()
         raw_paths[kind] = raw_dir / f"{kind}.raw.onnx"
@@ -251,9 +264,6 @@ def _build(
             # to one external data file beside its .onnx, listed in the manifest.
             external[kind] = size > external_data_bytes
             note.append(f"{size / 1e6:.0f} MB" + (", external data" if external[kind] else ""))
-        # Probes, calibration inputs and the trace are done: its weights are not read
-        # again, and the next tower's trace (or the optimizer) gets the memory.
-        drop_weights(tower)
 
     arches = {"vision": ckpt.vision_arch, "text": ckpt.text_arch}
     strict, model_type = ckpt.strict_fusion, ckpt.optimizer_model_type
