@@ -42,6 +42,21 @@ def _vm_hwm() -> int | None:
     return None
 
 
+def _rss_split() -> str:
+    """ "anon X GB + file Y GB": RSS in private memory and in mapped files (weights
+    mapped from a checkpoint or an external data file count in the second)."""
+    fields = {}
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("RssAnon", "RssFile"):
+                    fields[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError):
+        return "?"
+    return f"anon {fields.get('RssAnon', 0) / 1e9:.2f} + file {fields.get('RssFile', 0) / 1e9:.2f}"
+
+
 def _reset_hwm() -> bool:
     try:
         with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
@@ -117,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         peak, now = sampler.take_peak()
         print(
             f"[{time.strftime('%H:%M:%S')}] {line} | peak RSS {peak / 1e9:.2f} GB, "
-            f"after {now / 1e9:.2f} GB",
+            f"after {now / 1e9:.2f} GB ({_rss_split()})",
             file=sys.stderr,
             flush=True,
         )
