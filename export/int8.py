@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cliprt.export.int8_calibration import minmax_ranges, supports_calibration_cache
+from cliprt.export.memory import release_memory
 
 # MatMul only: ConvInteger for the patch embedding is slower than the fp32 Conv on
 # onnxruntime's CPU EP, and quantizing the token-embedding Gather saves memory, not time.
@@ -254,6 +255,7 @@ def _quantize_static(
 
             cache = Path(tmp) / "ranges.json"
             save_tensors_data(minmax_ranges(src, reader.batches, list(options.op_types)), cache)
+            release_memory()  # the calibration session's activations, before the weights load
             calibrated = {"calibration_data_reader": None, "calibration_cache_path": str(cache)}
         _run_quantize_static(src, dst, options, exclude, reader, external_data, calibrated)
 
