@@ -29,10 +29,14 @@ from __future__ import annotations
 
 import logging
 import platform
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cliprt.export.int8_calibration import minmax_ranges, supports_calibration_cache
+from cliprt.export.memory import release_memory
 
 # MatMul only: ConvInteger for the patch embedding is slower than the fp32 Conv on
 # onnxruntime's CPU EP, and quantizing the token-embedding Gather saves memory, not time.
@@ -233,6 +237,11 @@ class _Calibration:
         self._name = name
         self._next = 0
 
+    @property
+    def batches(self) -> list[dict[str, Any]]:
+        """Every feed, in order."""
+        return [{self._name: b} for b in self._batches]
+
     def get_next(self) -> dict[str, Any] | None:
         if self._next >= len(self._batches):
             return None
@@ -262,6 +271,35 @@ def _quantize_static(
     external_data: bool = False,
 ) -> None:
     import onnx
+
+    model = onnx.load(str(src), load_external_data=False)
+    input_name = model.graph.input[0].name
+    del model
+    reader = _Calibration(input_name, calibration)
+    calibrated: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="cliprt-calibration-") as tmp:
+        if external_data and supports_calibration_cache():
+            # A tower in external data is calibrated without loading its weights
+            # (int8_calibration); onnxruntime's quantizer takes the ranges from its cache.
+            from onnxruntime.quantization.calibrate import save_tensors_data
+
+            cache = Path(tmp) / "ranges.json"
+            save_tensors_data(minmax_ranges(src, reader.batches, list(options.op_types)), cache)
+            release_memory()  # the calibration session's activations, before the weights load
+            calibrated = {"calibration_data_reader": None, "calibration_cache_path": str(cache)}
+        _run_quantize_static(src, dst, options, exclude, reader, external_data, calibrated)
+
+
+def _run_quantize_static(
+    src: Path,
+    dst: Path,
+    options: Int8Options,
+    exclude: list[str],
+    reader: _Calibration,
+    external_data: bool,
+    calibrated: dict[str, Any],
+) -> None:
+    import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -269,13 +307,10 @@ def _quantize_static(
         quantize_static,
     )
 
-    model = onnx.load(str(src), load_external_data=False)
-    input_name = model.graph.input[0].name
-    del model
     quantize_static(
         str(src),
         str(dst),
-        _Calibration(input_name, calibration),
+        **({"calibration_data_reader": reader} | calibrated),
         quant_format=QuantFormat.QOperator,
         op_types_to_quantize=list(options.op_types),
         nodes_to_exclude=exclude + activation_matmuls(src),

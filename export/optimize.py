@@ -58,10 +58,11 @@ def optimize_tower(
         "opt_level": 0,
         "use_gpu": False,
     }
-    if external_data:
-        model = _optimize_lazily(Path(src), options)
-    else:
-        model = optimize_model(str(src), **options)
+    model = (
+        _optimize_lazily(Path(src), options)
+        if external_data
+        else optimize_model(str(src), **options)
+    )
     stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items()}
     all_fused = stats.get("Attention", 0) == num_layers
     if strict and not all_fused:
@@ -70,22 +71,29 @@ def optimize_tower(
             f"{stats.get('Attention', 0)} (fused ops: {stats}); the exported graph is not "
             "the expected eager-attention CLIP graph (was it exported with SDPA?)"
         )
-    model.save_model_to_file(str(dst), use_external_data_format=external_data)
+    if external_data:
+        from cliprt.export.external_data import save_onnx_model_streamed
+
+        # The weights the fusions did not touch are still in src's data file: copied
+        # one tensor at a time, never all loaded (see external_data).
+        save_onnx_model_streamed(model, dst, src_dir=Path(src).parent)
+    else:
+        model.save_model_to_file(str(dst))
     return stats, all_fused
 
 
 def _optimize_lazily(src: Path, options: dict) -> Any:
-    """Fuses a large tower without holding its weights twice.
+    """Fuses a large tower without loading its weights.
 
     Loaded whole, a 2.5 GB tower is copied again by symbolic shape inference (and a
     graph over 2 GB cannot be serialized for onnx's shape inference at all). Loaded
     without its external data, the graph is small: shape inference runs on it, and the
     fusions read only the weights they merge (q/k/v), lazily, by their relative
-    location; the rest is pulled in once before saving. onnx resolves those locations
-    against the working directory, hence the chdir (the export is one thread).
+    location; the rest stays on disk until the caller streams it into the new data
+    file. onnx resolves those locations against the working directory, hence the chdir
+    (the export is one thread).
     """
     import onnx
-    from onnx.external_data_helper import load_external_data_for_model
     from onnxruntime.transformers.optimizer import optimize_model
 
     proto = onnx.load(str(src), load_external_data=False)
@@ -93,7 +101,6 @@ def _optimize_lazily(src: Path, options: dict) -> Any:
     os.chdir(src.parent)
     try:
         model = optimize_model(proto, **options)
-        load_external_data_for_model(model.model, ".")
     finally:
         os.chdir(previous)
     return model

@@ -7,7 +7,6 @@ atomic rename to OUT.
 
 from __future__ import annotations
 
-import gc
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cliprt.errors import ExportError
+from cliprt.export.memory import release_memory
 from cliprt.export.source import TOKENIZER_FILE
 from cliprt.manifest import (
     FORMAT_VERSION,
@@ -83,6 +83,9 @@ class _Stages:
         note: list[str] = []
         yield note
         seconds = time.perf_counter() - start
+        # What the stage freed goes back to the system before the next one starts (a
+        # large tower's stages each free gigabytes; see export.memory).
+        release_memory()
         self.timings[name] = round(seconds, 3)
         self.say(f"{name}: {seconds:.1f} s" + (f" ({'; '.join(note)})" if note else ""))
 
@@ -238,13 +241,26 @@ def _build(b: _Build) -> Manifest:
     """Runs the stages in order; the PyTorch model is freed once both towers are traced."""
     src, ckpt = _load(b)
     refs = _reference(b, ckpt)
-    traced = _trace(b, ckpt)
     arches = {"vision": ckpt.vision_arch, "text": ckpt.text_arch}
     strict, model_type = ckpt.strict_fusion, ckpt.optimizer_model_type
     family, label = ckpt.family, src.label
     manifest_facts = _facts(ckpt)
+    traced = _Traced(raw_paths={}, external={}, keep_raw=_keeps_raw(b))
+    # A large checkpoint (weights over the external-data threshold) is loaded again for
+    # each tower's trace: its weights are mapped from the checkpoint file, and the
+    # pages the reference embeddings read (both towers) stay resident as long as any
+    # tensor of the mapping lives; a fresh load maps them again and the trace reads
+    # only its own tower's. The trace of a ViT-H text tower then no longer sits on top
+    # of the vision tower's 2.5 GB.
+    reload_per_tower = 4 * ckpt.n_params > b.external_data_bytes
+    for kind in ("vision", "text"):
+        if reload_per_tower:
+            del ckpt
+            release_memory()
+            ckpt = _reload(b, src, kind)
+        _trace(b, ckpt, kind, traced)
     del ckpt
-    gc.collect()
+    release_memory()
 
     opt = _optimize(b, traced, arches, strict=strict, model_type=model_type)
     variants = _Variants()
@@ -309,27 +325,36 @@ def _reference(b: _Build, ckpt: Checkpoint) -> _References:
     )
 
 
-def _trace(b: _Build, ckpt: Checkpoint) -> _Traced:
+def _keeps_raw(b: _Build) -> bool:
+    """Whether the int8 formulation needs the unfused graphs after optimization."""
+    opts = b.int8_options
+    return "int8" in b.wanted and opts.static and opts.graph == "raw"
+
+
+def _reload(b: _Build, src: ResolvedSource, kind: str) -> Checkpoint:
+    """The checkpoint loaded afresh for one tower's trace (see _build)."""
+    from cliprt.export.families import family_module
+
+    folder = b.work / f"reload-{kind}"
+    folder.mkdir()
+    return family_module(src.family).load(src.folder, b.source, folder)
+
+
+def _trace(b: _Build, ckpt: Checkpoint, kind: str, traced: _Traced) -> None:
+    """Traces one tower to its raw ONNX graph, recorded in `traced`."""
     from cliprt.export.onnx_graph import export_tower, onnx_bytes
 
-    st, work, opset, wanted, int8_options = b.st, b.work, b.opset, b.wanted, b.int8_options
-    keep_raw = "int8" in wanted and int8_options.static and int8_options.graph == "raw"
-    external: dict[str, bool] = {}
-    raw_paths: dict[str, Path] = {}
-    for kind, tower in (("vision", ckpt.vision), ("text", ckpt.text)):
-        raw_dir = work / f"{kind}-raw"
-        raw_dir.mkdir()
-        raw_paths[kind] = raw_dir / f"{kind}.raw.onnx"
-        with st.stage(f"{kind}: torch -> onnx") as note:
-            export_tower(
-                tower, kind, raw_paths[kind], opset=opset, exporter=ckpt.exporter, ckpt=ckpt
-            )
-            size = onnx_bytes(raw_dir)
-            # Past the threshold (2 GB protobuf limit by default) the tower's weights go
-            # to one external data file beside its .onnx, listed in the manifest.
-            external[kind] = size > b.external_data_bytes
-            note.append(f"{size / 1e6:.0f} MB" + (", external data" if external[kind] else ""))
-    return _Traced(raw_paths=raw_paths, external=external, keep_raw=keep_raw)
+    tower = ckpt.vision if kind == "vision" else ckpt.text
+    raw_dir = b.work / f"{kind}-raw"
+    raw_dir.mkdir()
+    raw_path = traced.raw_paths[kind] = raw_dir / f"{kind}.raw.onnx"
+    with b.st.stage(f"{kind}: torch -> onnx") as note:
+        export_tower(tower, kind, raw_path, opset=b.opset, exporter=ckpt.exporter, ckpt=ckpt)
+        size = onnx_bytes(raw_dir)
+        # Past the threshold (2 GB protobuf limit by default) the tower's weights go
+        # to one external data file beside its .onnx, listed in the manifest.
+        external = traced.external[kind] = size > b.external_data_bytes
+        note.append(f"{size / 1e6:.0f} MB" + (", external data" if external else ""))
 
 
 def _optimize(
@@ -340,6 +365,7 @@ def _optimize(
     strict: bool,
     model_type: str,
 ) -> _Optimized:
+    from cliprt.export.external_data import externalize
     from cliprt.export.optimize import optimize_tower
 
     st, staging, work, wanted = b.st, b.staging, b.work, b.wanted
@@ -352,6 +378,10 @@ def _optimize(
         dst = (staging if "fp32" in wanted else work) / f"{kind}.fp32.onnx"
         arch = arches[kind]
         with st.stage(f"{kind}: optimize") as note:
+            if external[kind]:
+                # torch keeps a graph under 2 GB inline: moved out once, the optimizer
+                # and the int8 calibration read the graph alone (external_data).
+                externalize(raw_paths[kind])
             fused[kind], attention_fused[kind] = optimize_tower(
                 raw_paths[kind],
                 dst,

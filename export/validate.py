@@ -232,13 +232,38 @@ def check_preprocessing(ckpt: Any, *, limit: float = 1e-6) -> dict[str, Any]:
     return {"images": len(images), "max_abs_diff": diff}
 
 
-def cpu_session(path: str | Path) -> Any:
-    """An onnxruntime CPU session with the runtime's graph optimizations."""
+def cpu_session(path: str | Path, *, lean: bool | None = None) -> Any:
+    """An onnxruntime CPU session over a variant, loaded by path.
+
+    Args:
+        path: the .onnx file (its external data, if any, beside it).
+        lean: build the session for memory rather than speed; None (default) means
+            "when the model keeps its weights in external data", i.e. the large towers.
+            A normal session (the runtime's ORT_ENABLE_ALL, pre-packed weights, arena)
+            holds a 2.5 GB tower about twice; a lean one about once: no pre-packed
+            copies of the MatMul weights, no arena keeping every activation's peak, and
+            no graph optimizations (the graph was already fused by the export, and
+            onnxruntime's level-2 rewrites, e.g. folding fp16 weights' Casts into fp32
+            constants, would copy weights). onnxruntime still inserts the Casts a
+            CPU kernel without fp16 needs, so fp16 variants run too.
+    """
     import onnxruntime as ort
 
+    if lean is None:
+        from cliprt.runtime.onnx_external import external_data_locations
+
+        lean = bool(external_data_locations(path))
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    if lean:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        opts.enable_cpu_mem_arena = False
+        opts.enable_mem_pattern = False
+        opts.add_session_config_entry("session.disable_prepacking", "1")
+    else:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # By path, never by bytes: onnxruntime then reads (or maps) the external data from
+    # the file instead of a second in-memory copy of the model.
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
