@@ -21,9 +21,12 @@ namespace cliprt {
 // so a kernel may load whole vectors of a query past d.
 constexpr int64_t kQueryAlign = 16;
 
-// How far ahead (bytes) the one-or-two-query scan prefetches rows, in a linear stream.
+// How far ahead (bytes) a scan of R interleaved rows prefetches them, in a linear stream.
 // Measured on Zen 4: the hardware prefetchers alone follow R interleaved rows at under
-// half the memory bandwidth; 4 KiB ahead brings the scan to the read floor.
+// half the memory bandwidth; 4 KiB ahead brings such a scan close to the read floor. The
+// AVX-512 one-or-two-query scans read rows strictly in order instead and prefetch
+// nothing: there the hardware prefetchers alone came closer to the floor (software
+// prefetches 1-16 KiB ahead, T0/T1/T2/NTA, cost 5-25% on a shared Zen 4).
 constexpr int64_t kPrefetchBytes = 4096;
 
 // int8 queries for the VNNI path, made once per search by the driver (int8 rows only,

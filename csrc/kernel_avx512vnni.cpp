@@ -38,14 +38,6 @@ namespace {
 #include "ops_avx512.hpp"
 #include "kernel_impl.hpp"
 
-// Keeps a tile function whole: inlined into a larger one, GCC shuffles its accumulators
-// through memory.
-#if defined(__GNUC__)
-#define CLIPRT_NOINLINE __attribute__((noinline))
-#else
-#define CLIPRT_NOINLINE
-#endif
-
 // acc += dot products of unsigned bytes a with signed bytes b, four at a time. GCC 12
 // copies the accumulator of _mm512_dpbusd_epi32 through spare registers and the stack
 // (a 2x slowdown measured); the instruction itself, in asm, keeps it in place.
@@ -110,7 +102,7 @@ inline void finish16(const BlockArgs& a, int64_t r0, int nr, int64_t j, __m512i 
 
 // dots[j * 16 + r] for R rows x Q queries (R <= 16), one accumulator per pair.
 template <int R, int Q>
-CLIPRT_NOINLINE void dots_in_place(const int8_t* rows, int64_t stride, int64_t d, const int8_t* q,
+CLIPRT_TILE_NOINLINE void dots_in_place(const int8_t* rows, int64_t stride, int64_t d, const int8_t* q,
                           int64_t qstride, int32_t* dots) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const char* next = reinterpret_cast<const char*>(rows) + kPrefetchBytes;
@@ -134,18 +126,95 @@ CLIPRT_NOINLINE void dots_in_place(const int8_t* rows, int64_t stride, int64_t d
     for (int r = 0; r < R; ++r) dots[j * 16 + r] = _mm512_reduce_add_epi32(acc[r][j]);
 }
 
+// One row's dots with Q queries, 16 int32 partial sums each (two chains per query,
+// summed: integer addition, so the order is free).
+template <int Q>
+CLIPRT_ROW_INLINE void row_dots(const int8_t* row, int64_t d, const int8_t* q, int64_t qstride,
+                     __m512i (&acc)[Q]) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i odd[Q];
+  for (int j = 0; j < Q; ++j) acc[j] = odd[j] = _mm512_setzero_si512();
+  int64_t i = 0;
+  for (; i + 128 <= d; i += 128) {
+    const __m512i r0 = _mm512_xor_si512(_mm512_loadu_si512(row + i), flip);
+    const __m512i r1 = _mm512_xor_si512(_mm512_loadu_si512(row + i + 64), flip);
+    for (int j = 0; j < Q; ++j) {
+      acc[j] = dpbusd(acc[j], r0, _mm512_loadu_si512(q + j * qstride + i));
+      odd[j] = dpbusd(odd[j], r1, _mm512_loadu_si512(q + j * qstride + i + 64));
+    }
+  }
+  for (; i < d; i += 64) {
+    // Query padding is zero, so the row's padding (flipped to 128) adds nothing.
+    const __mmask64 m = d - i >= 64 ? ~__mmask64{0} : (__mmask64{1} << (d - i)) - 1;
+    const __m512i rv = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, row + i), flip);
+    for (int j = 0; j < Q; ++j)
+      acc[j] = dpbusd(acc[j], rv, _mm512_loadu_si512(q + j * qstride + i));
+  }
+  for (int j = 0; j < Q; ++j) acc[j] = _mm512_add_epi32(acc[j], odd[j]);
+}
+
+// Horizontal sums of 16 rows' accumulators at once (the order of the fp32 transposed
+// sum in ops_avx512.hpp; for integers any order gives the same sums).
+inline __m512i isum8(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, 0x44), _mm512_shuffle_i32x4(a, b, 0xEE));
+}
+inline __m512i isum4(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, 0x88), _mm512_shuffle_i32x4(a, b, 0xDD));
+}
+inline __m512i isum2(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+}
+inline __m512i isum1(__m512i a, __m512i b) {
+  const __m512 x = _mm512_castsi512_ps(a), y = _mm512_castsi512_ps(b);
+  const __m512i s = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(x, y, 0x88)),
+                                     _mm512_castps_si512(_mm512_shuffle_ps(x, y, 0xDD)));
+  return _mm512_permutexvar_epi32(
+      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), s);
+}
+
+// The dots of 16 consecutive rows with Q queries, row r in element r: rows are read in
+// order (a linear stream), their accumulators reduced together. Written out row by row
+// (no arrays indexed by loop counters), so every partial sum stays in a register.
+template <int Q>
+CLIPRT_TILE_NOINLINE void dots16(const int8_t* rows, int64_t stride, int64_t d, const int8_t* q,
+                            int64_t qstride, __m512i (&out)[Q]) {
+  __m512i x[Q], y[Q], p0[Q], p1[Q], h0[Q], h1[Q], g0[Q], g1[Q];
+#define CLIPRT_PAIR(dst, r)                                                     \
+  row_dots<Q>(rows + (r) * stride, d, q, qstride, x);                           \
+  row_dots<Q>(rows + ((r) + 1) * stride, d, q, qstride, y);                     \
+  for (int j = 0; j < Q; ++j) dst[j] = isum8(x[j], y[j]);
+  CLIPRT_PAIR(p0, 0)
+  CLIPRT_PAIR(p1, 2)
+  for (int j = 0; j < Q; ++j) h0[j] = isum4(p0[j], p1[j]);
+  CLIPRT_PAIR(p0, 4)
+  CLIPRT_PAIR(p1, 6)
+  for (int j = 0; j < Q; ++j) h1[j] = isum4(p0[j], p1[j]);
+  for (int j = 0; j < Q; ++j) g0[j] = isum2(h0[j], h1[j]);
+  CLIPRT_PAIR(p0, 8)
+  CLIPRT_PAIR(p1, 10)
+  for (int j = 0; j < Q; ++j) h0[j] = isum4(p0[j], p1[j]);
+  CLIPRT_PAIR(p0, 12)
+  CLIPRT_PAIR(p1, 14)
+#undef CLIPRT_PAIR
+  for (int j = 0; j < Q; ++j) h1[j] = isum4(p0[j], p1[j]);
+  for (int j = 0; j < Q; ++j) g1[j] = isum2(h0[j], h1[j]);
+  for (int j = 0; j < Q; ++j) out[j] = isum1(g0[j], g1[j]);
+}
+
 template <int Q>
 inline void few_queries(const BlockArgs& a) {
   const int8_t* rows = static_cast<const int8_t*>(a.rows);
   const QuantQueries& qq = *a.quant;
-  alignas(64) int32_t dots[Q * 16];
-  for (int64_t r0 = 0; r0 < a.nr; r0 += 16) {
-    const int nr = static_cast<int>(a.nr - r0 < 16 ? a.nr - r0 : 16);
-    int r = 0;
-    for (; r + 4 <= nr; r += 4)
-      dots_in_place<4, Q>(rows + (r0 + r) * a.row_stride, a.row_stride, a.d, qq.q, qq.stride,
-                          dots + r);
-    for (; r < nr; ++r)
+  int64_t r0 = 0;
+  for (; r0 + 16 <= a.nr; r0 += 16) {
+    __m512i dots[Q];
+    dots16<Q>(rows + r0 * a.row_stride, a.row_stride, a.d, qq.q, qq.stride, dots);
+    for (int j = 0; j < Q; ++j) finish16(a, r0, 16, j, dots[j]);
+  }
+  if (r0 < a.nr) {
+    alignas(64) int32_t dots[Q * 16];
+    const int nr = static_cast<int>(a.nr - r0);
+    for (int r = 0; r < nr; ++r)
       dots_in_place<1, Q>(rows + (r0 + r) * a.row_stride, a.row_stride, a.d, qq.q, qq.stride,
                           dots + r);
     for (int j = 0; j < Q; ++j) finish16(a, r0, nr, j, _mm512_load_si512(dots + j * 16));
@@ -180,7 +249,7 @@ inline void pack(const BlockArgs& a, uint32_t* packed, int64_t kd4) {
 
 // G groups of 16 rows x Q queries: acc[g][j] holds 16 rows' dots with query j.
 template <int G, int Q>
-CLIPRT_NOINLINE void packed_tile(const BlockArgs& a, const uint32_t* packed, int64_t kd4, int64_t g0,
+CLIPRT_TILE_NOINLINE void packed_tile(const BlockArgs& a, const uint32_t* packed, int64_t kd4, int64_t g0,
                         int64_t j0) {
   const QuantQueries& qq = *a.quant;
   const int8_t* q = qq.q + j0 * qq.stride;

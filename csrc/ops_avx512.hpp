@@ -11,6 +11,7 @@ struct Ops {
   static constexpr int Q = 6;
 
   static V zero() { return _mm512_setzero_ps(); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   // Lanes (l, l+8), then (l, l+4), (l, l+2), (0, 1).
   static float hsum(V a) {
@@ -38,5 +39,30 @@ struct Ops {
   static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
   static V load_part(const int8_t* p, int64_t n) {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(tail_mask(n), p)));
+  }
+
+  // hsum of 16 rows' accumulators at once, transposed (kernel_impl.hpp's tile16): each
+  // step adds the same lane pairs as hsum, for several rows per instruction, so every row
+  // gets hsum's result bit for bit (IEEE addition is commutative). sum8(a, b): lanes
+  // 0-7 hold a's (l, l+8) sums, 8-15 b's.
+  static V sum8(V a, V b) {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+  }
+  // Two sum8 results: 128-bit lane k holds row k's (l, l+4) sums (rows a0, a1, b0, b1).
+  static V sum4(V a, V b) {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xDD));
+  }
+  // Two sum4 results: lane k holds [(0, 2), (1, 3)] sums of a's row k, then of b's row k.
+  static V sum2(V a, V b) {
+    const __m512d x = _mm512_castps_pd(a), y = _mm512_castps_pd(b);
+    return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+  // Two sum2 results (rows 0-7, rows 8-15): the (0, 1) sums, row k + 4m in element
+  // 4k + m; then every row's sum in its own element.
+  static V sum1(V a, V b) {
+    const V s = _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xDD));
+    return _mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), s);
   }
 };
