@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 # Ops left in fp32. The text tower's causal mask is a large negative constant that fp16
 # would round to -inf (-inf - -inf = NaN in the softmax); the fused Attention op builds
@@ -64,12 +65,12 @@ def _shapes_from_dims(folder: Path) -> Iterator[None]:
 
     # onnx_model imports the converter as the top-level module "float16" (onnxruntime
     # puts its transformers folder on sys.path), not onnxruntime.transformers.float16.
-    float16 = sys.modules.get(
+    float16: Any = sys.modules.get(
         onnx_model.convert_float_to_float16.__module__
     ) or importlib.import_module(onnx_model.convert_float_to_float16.__module__)
     original = float16.make_value_info_from_tensor
 
-    def from_dims(tensor: object) -> object:
+    def from_dims(tensor: Any) -> Any:
         return helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims))
 
     previous = os.getcwd()
@@ -85,7 +86,7 @@ def _shapes_from_dims(folder: Path) -> Iterator[None]:
 _SMALL_TENSOR_BYTES = 1 << 20
 
 
-def _load_small_tensors(model: object, folder: Path) -> None:
+def _load_small_tensors(model: Any, folder: Path) -> None:
     from onnx.external_data_helper import (
         ExternalDataInfo,
         load_external_data_for_tensor,

@@ -70,7 +70,8 @@ FORMULATIONS = ("static", "dynamic")
 KERNELS = ("integer", "qoperator")
 
 # A pass turns one .onnx file into the next (src, dst).
-Int8Pass = Callable[[Path, Path], None]
+# A graph pass from one file to another; what it returns (e.g. a count) is not used.
+Int8Pass = Callable[[Path, Path], object]
 
 
 @dataclass(frozen=True)
