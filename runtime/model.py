@@ -681,8 +681,8 @@ def load(
             at most 16).
         session_options: an ort.SessionOptions used as given instead of cliprt's
             (threads and spinning are then ignored).
-        spinning: let onnxruntime's idle threads spin (lower latency; turn off on a
-            shared box).
+        spinning: let onnxruntime's idle threads spin during a run, never between
+            runs (lower latency; turn off on a box shared with other work).
         exif_transpose: apply EXIF orientation to decoded images (transformers does not).
         max_image_pixels: refuse images with more pixels (decompression bombs).
         decode_workers: threads decoding and preprocessing images (default: min(4, CPUs)).

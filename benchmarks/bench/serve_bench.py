@@ -53,6 +53,8 @@ class ServeBenchConfig:
         http_concurrency: closed-loop caller counts over loopback HTTP (empty: none).
         rates: open-loop offered rates as fractions of the measured ceiling.
         threads: onnxruntime intra-op threads per tower.
+        spinning: onnxruntime threads spin during a tower call (never between calls),
+            in process and in the server alike; False: they sleep when idle.
         max_batch, max_wait_ms: the batched mode's limits.
         requests_per_caller: timed requests per caller in a closed-loop cell.
         warmup_rounds: untimed requests per caller before a closed-loop cell's window
@@ -71,6 +73,7 @@ class ServeBenchConfig:
     http_concurrency: tuple[int, ...] = (1, 32)
     rates: tuple[float, ...] = (0.25, 0.5, 0.8)
     threads: int = 2
+    spinning: bool = False
     max_batch: int = 32
     max_wait_ms: float = 2.0
     requests_per_caller: int = 8
@@ -101,7 +104,8 @@ class _Server:
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cliprt.cli", "serve", cfg.model, "--device", "cpu",
-             "--precision", precision, "--threads", str(cfg.threads), "--no-spinning",
+             "--precision", precision, "--threads", str(cfg.threads),
+             "--spinning" if cfg.spinning else "--no-spinning",
              "--max-batch", str(max_batch), "--max-wait-ms", str(cfg.max_wait_ms if max_batch > 1 else 0),
              "--max-queue", "4096", "--timeout-ms", "3600000", "--port", str(self.port)],
             stdout=self._log,
@@ -237,7 +241,9 @@ def run(cfg: ServeBenchConfig) -> dict[str, Any]:
     server_exit: dict[str, int] = {}
     for precision in cfg.precisions:
         _log(f"{precision}: loading {folder}")
-        model = load(folder, precision=precision, device="cpu", threads=cfg.threads, spinning=False)
+        model = load(
+            folder, precision=precision, device="cpu", threads=cfg.threads, spinning=cfg.spinning
+        )
         model.warmup((1, cfg.max_batch))
         batchers = {
             "batched": model.batched(
@@ -560,6 +566,13 @@ def parser() -> argparse.ArgumentParser:
         "--rates", type=_fractions, default=d.rates, help="open loop, x ceiling (0.25,0.5,0.8)"
     )
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per tower")
+    p.add_argument(
+        "--spinning",
+        action=argparse.BooleanOptionalAction,
+        default=d.spinning,
+        help="onnxruntime threads spin during a tower call (cliprt serve's default); "
+        "--no-spinning: they sleep when idle (the default here)",
+    )
     p.add_argument("--max-batch", type=int, default=d.max_batch)
     p.add_argument("--max-wait-ms", type=float, default=d.max_wait_ms)
     p.add_argument(
@@ -595,6 +608,7 @@ def main(argv: Sequence[str]) -> int:
         http_concurrency=ns.http_concurrency,
         rates=ns.rates,
         threads=ns.threads or physical_cores(),
+        spinning=ns.spinning,
         max_batch=ns.max_batch,
         max_wait_ms=ns.max_wait_ms,
         requests_per_caller=ns.requests_per_caller,

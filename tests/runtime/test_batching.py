@@ -261,3 +261,37 @@ def test_a_burst_of_images_is_computed_together_once_decoded(model: ClipModel) -
         got = [f.result(timeout=120) for f in futures]
         assert b.stats("image").batch_sizes == {24: 1}
     np.testing.assert_array_equal(np.concatenate(got), model.encode_images(images))
+
+
+def test_closed_loop_callers_split_in_two_groups_are_merged(model: ClipModel) -> None:
+    # Callers that send their next request as soon as they have an answer: a group
+    # queued while a call ran, and the group that call answers, are one batch next time.
+    # Expecting only as many as the last call held kept such a lane split in two for the
+    # rest of the run (at 32 callers, batches of 20-27 instead of 32).
+    callers, rounds = 12, 14
+    sizes: list[int] = []
+    with model.batched(max_batch=32, max_wait_ms=50, on_batch=lambda e: sizes.append(e.size)) as b:
+        first = threading.Barrier(callers // 2 + 1)
+        second = threading.Barrier(callers // 2 + 1)
+
+        def caller(i: int, start: threading.Barrier) -> None:
+            start.wait()
+            for r in range(rounds):
+                b.embed_texts(PROMPTS[(i + r) % len(PROMPTS)])
+
+        threads = [
+            threading.Thread(target=caller, args=(i, first if i % 2 else second))
+            for i in range(callers)
+        ]
+        for t in threads:
+            t.start()
+        first.wait()  # one group starts; the other comes while its first call runs
+        while not sizes and b.stats("text").requests < callers // 2:
+            time.sleep(0.0005)
+        second.wait()
+        for t in threads:
+            t.join(timeout=120)
+    assert sum(sizes) == callers * rounds
+    # After the groups' first calls, every call holds all the callers, but the last two
+    # (callers one round ahead since their first call finish first: the drain).
+    assert len(sizes) >= rounds and sizes[3:-2] == [callers] * (len(sizes) - 5), str(sizes)

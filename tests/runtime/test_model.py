@@ -186,6 +186,8 @@ def test_load_choices_are_visible(tiny_model_dir: Path, monkeypatch: pytest.Monk
         so = m.vision.session.get_session_options()
         assert (so.intra_op_num_threads, so.inter_op_num_threads) == (1, 1)
         assert so.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+        # Spinning during a run only: the Python work between runs keeps its cores.
+        assert so.get_session_config_entry("session.force_spinning_stop") == "1"
     import onnxruntime as ort
 
     mine = ort.SessionOptions()
