@@ -13,6 +13,7 @@ import base64
 import http.client
 import itertools
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -184,22 +185,54 @@ def open_loop(
 
 
 def http_caller(url: str, bodies: Sequence[bytes], path: str = "/v1/embeddings") -> Call:
-    """A per-thread caller over one keep-alive connection (http.client, the lightest
-    client at hand) that posts bodies[i % len] and decodes the base64 embedding."""
+    """A per-thread caller over one keep-alive connection that posts bodies[i % len] and
+    decodes the base64 embedding.
+
+    The requests are prepared bytes written to a TCP_NODELAY socket and the answers are
+    read by their Content-Length (which `cliprt serve` always sends), as load generators
+    such as wrk do: http.client cost 0.3 ms of client CPU per request (against 0.1 ms
+    here), and a load generator's own cost must not count as the server's overhead.
+    """
     host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=300)
-    headers = {"Content-Type": "application/json"}
+    sock = socket.create_connection((host, int(port)), timeout=300)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    requests = [(head + f"Content-Length: {len(b)}\r\n\r\n").encode() + b for b in bodies]
+    pending = bytearray()
+
+    def answer() -> tuple[int, bytes]:
+        while (end := pending.find(b"\r\n\r\n")) < 0:
+            _receive(sock, pending)
+        lines = bytes(pending[:end]).decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        fields = dict(line.split(":", 1) for line in lines[1:])
+        length = next(
+            (int(v) for k, v in fields.items() if k.strip().lower() == "content-length"), None
+        )
+        if length is None:
+            raise HttpStatusError(status, b"no Content-Length in the answer")
+        while len(pending) < end + 4 + length:
+            _receive(sock, pending)
+        payload = bytes(pending[end + 4 : end + 4 + length])
+        del pending[: end + 4 + length]
+        return status, payload
 
     def call(i: int) -> None:
-        conn.request("POST", path, body=bodies[i % len(bodies)], headers=headers)
-        resp = conn.getresponse()
-        payload = resp.read()
-        if resp.status != 200:
-            raise HttpStatusError(resp.status, payload)
+        sock.sendall(requests[i % len(requests)])
+        status, payload = answer()
+        if status != 200:
+            raise HttpStatusError(status, payload)
         for item in json.loads(payload)["data"]:
             np.frombuffer(base64.b64decode(item["embedding"]), "<f4")
 
     return call
+
+
+def _receive(sock: socket.socket, into: bytearray) -> None:
+    chunk = sock.recv(1 << 16)
+    if not chunk:
+        raise ConnectionError("the server closed the connection")
+    into += chunk
 
 
 class HttpStatusError(Exception):

@@ -1,9 +1,10 @@
-"""The Starlette app of `cliprt serve`: routes over one :class:`Batcher`.
+"""The app of `cliprt serve`: endpoints over one :class:`Batcher`.
 
-Every handler reads the body under the byte limit, parses it into a typed request
-(cliprt.serve.protocol), awaits the batcher, and answers JSON. Every failure becomes a
-JSON error with its status (see :func:`_error_for`), counted by kind in /metrics; no
-request can take the server down for the others.
+The POST endpoints (embeddings, classify, search) are handlers of (body, timeout) ->
+JSON, served as plain ASGI by :class:`cliprt.serve.endpoints.PostEndpoints` (body under
+the byte limit, errors as JSON with their status, metrics); the rest (health, readiness,
+metrics, 404s, the lifespan that starts and drains the batcher) is a Starlette app
+behind it.
 """
 
 from __future__ import annotations
@@ -11,25 +12,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import math
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cliprt.errors import BatcherClosed, DeadlineExceeded, InputError, Overloaded
 from cliprt.runtime.batching import Batcher
 from cliprt.runtime.index import Index
 from cliprt.runtime.model import ClipModel, classify_embeddings
+from cliprt.serve.endpoints import PostEndpoints
 from cliprt.serve.limits import Limits
 from cliprt.serve.metrics import CONTENT_TYPE, Metrics
 from cliprt.serve.protocol import (
@@ -44,19 +42,6 @@ from cliprt.serve.protocol import (
 )
 
 logger = logging.getLogger("cliprt.serve")
-
-
-class FastJSONResponse(JSONResponse):
-    """JSON through orjson, numpy arrays included.
-
-    The stdlib encoder took about 0.3-0.7 ms per 512-float embedding (``tolist()`` and
-    a repr per float), a large part of the 1 ms HTTP budget; orjson writes the same
-    numbers (float64 arrays: the shortest repr that reads back as the same float64, as
-    ``json.dumps`` does) in about 10 us.
-    """
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 @dataclass
@@ -77,63 +62,6 @@ class _State:
         self.limits = limits
         self.name = name
         self.ready = False
-
-
-def _error_for(exc: BaseException) -> HttpError:
-    """The HTTP answer to an error raised while serving a request."""
-    if isinstance(exc, HttpError):
-        return exc
-    if isinstance(exc, Overloaded):
-        retry = max(1, math.ceil(exc.retry_after_s))
-        return HttpError(429, "overloaded", str(exc), {"Retry-After": str(retry)})
-    if isinstance(exc, DeadlineExceeded):
-        return HttpError(504, "deadline_exceeded", str(exc))
-    if isinstance(exc, BatcherClosed):
-        return HttpError(503, "shutting_down", "the server is shutting down; retry elsewhere")
-    if isinstance(exc, InputError):
-        return HttpError(422, "invalid_input", str(exc))
-    logger.exception("internal error", exc_info=exc)
-    return HttpError(500, "internal", f"internal error ({type(exc).__name__}); see the server log")
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise HttpError(400, "bad_request", f"Content-Length {declared!r} is not a number")
-        if int(declared) > limit:
-            raise HttpError(
-                413,
-                "body_too_large",
-                f"the body of {declared} bytes exceeds max_body_bytes={limit}; send fewer or smaller items",
-            )
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HttpError(
-                    413,
-                    "body_too_large",
-                    f"the body exceeds max_body_bytes={limit}; send fewer or smaller items",
-                )
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise HttpError(400, "truncated_body", "the client disconnected mid-body") from None
-    return b"".join(chunks)
-
-
-def _timeout_ms(request: Request, limits: Limits) -> float:
-    asked = request.headers.get("x-timeout-ms")
-    if asked is None:
-        return limits.timeout_ms
-    try:
-        value = float(asked)
-    except ValueError:
-        raise HttpError(422, "invalid_input", f"X-Timeout-Ms {asked!r} is not a number") from None
-    if not value >= 0:
-        raise HttpError(422, "invalid_input", f"X-Timeout-Ms must be >= 0, got {asked!r}")
-    return min(value, limits.timeout_ms)
 
 
 async def _gather_or_cancel(*aws: Awaitable[np.ndarray]) -> list[np.ndarray]:
@@ -167,29 +95,6 @@ async def _embed(state: _State, inputs: Sequence[Input], timeout_ms: float) -> n
     return out
 
 
-def _route(
-    state: _State, endpoint: str, handler: Callable[[Request, float], Awaitable[Any]]
-) -> Callable[[Request], Awaitable[Response]]:
-    async def serve(request: Request) -> Response:
-        started = time.perf_counter()
-        metrics = state.metrics
-        metrics.in_flight.inc()
-        try:
-            timeout_ms = _timeout_ms(request, state.limits)
-            response = FastJSONResponse(await handler(request, timeout_ms))
-        except Exception as exc:
-            err = _error_for(exc)
-            metrics.errors.labels(endpoint, err.kind).inc()
-            response = FastJSONResponse(err.body(), status_code=err.status, headers=err.headers)
-        finally:
-            metrics.in_flight.dec()
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
-        return response
-
-    return serve
-
-
 def create_app(
     model: ClipModel,
     *,
@@ -197,7 +102,7 @@ def create_app(
     batching: dict[str, Any] | None = None,
     search_index: SearchIndex | None = None,
     name: str | None = None,
-) -> Starlette:
+) -> PostEndpoints:
     """The ASGI app serving `model`.
 
     Args:
@@ -221,8 +126,8 @@ def create_app(
     metrics.watch(batcher)
     state = _State(model, batcher, metrics, limits, name or Path(model.folder).name)
 
-    async def embeddings(request: Request, timeout_ms: float) -> dict[str, Any]:
-        doc = parse_json(await _read_body(request, limits.max_body_bytes))
+    async def embeddings(body: bytes, timeout_ms: float) -> dict[str, Any]:
+        doc = parse_json(body)
         req = parse_embeddings(doc, limits)
         emb = await _embed(state, req.inputs, timeout_ms)
         if req.encoding_format == "base64":
@@ -231,7 +136,7 @@ def create_app(
             ]
         else:
             # float64: each number as the float64 repr of the float32 value, exactly as
-            # json.dumps(emb.tolist()) wrote it (orjson, FastJSONResponse).
+            # json.dumps(emb.tolist()) wrote it (orjson, endpoints._answer).
             vectors = list(emb.astype(np.float64))
         return {
             "object": "list",
@@ -243,8 +148,8 @@ def create_app(
             "usage": {"prompt_tokens": 0, "total_tokens": 0},
         }
 
-    async def classify(request: Request, timeout_ms: float) -> dict[str, Any]:
-        doc = parse_json(await _read_body(request, limits.max_body_bytes))
+    async def classify(body: bytes, timeout_ms: float) -> dict[str, Any]:
+        doc = parse_json(body)
         req = parse_classify(doc, limits)
         img, txt = await _gather_or_cancel(
             batcher.aembed_images([x.data for x in req.images], timeout_ms=timeout_ms),
@@ -263,10 +168,10 @@ def create_app(
             "model": state.name,
         }
 
-    async def search(request: Request, timeout_ms: float) -> dict[str, Any]:
+    async def search(body: bytes, timeout_ms: float) -> dict[str, Any]:
         if search_index is None:
             raise HttpError(404, "no_index", "this server has no index; start it with --index FILE")
-        doc = parse_json(await _read_body(request, limits.max_body_bytes))
+        doc = parse_json(body)
         req = parse_search(doc, limits)
         queries = await _embed(state, req.queries, timeout_ms)
         scores, ids = await asyncio.to_thread(search_index.index.search, queries, req.k)
@@ -307,16 +212,22 @@ def create_app(
             await asyncio.to_thread(batcher.close)
             logger.info("batcher drained and closed")
 
-    app = Starlette(
+    rest = Starlette(
         routes=[
-            Route("/v1/embeddings", _route(state, "embeddings", embeddings), methods=["POST"]),
-            Route("/v1/classify", _route(state, "classify", classify), methods=["POST"]),
-            Route("/v1/search", _route(state, "search", search), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_route, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
-    app.state.cliprt = state
-    return app
+    rest.state.cliprt = state
+    return PostEndpoints(
+        rest,
+        {
+            "/v1/embeddings": ("embeddings", embeddings),
+            "/v1/classify": ("classify", classify),
+            "/v1/search": ("search", search),
+        },
+        metrics=metrics,
+        limits=limits,
+    )
