@@ -53,8 +53,9 @@ def register(subparsers: Any) -> None:
         "--spinning",
         dest="spinning",
         action="store_true",
-        help="let idle onnxruntime threads spin between ops. Off by default: in a server "
-        "they would take the cores the image decoders and the event loop need",
+        help="let idle onnxruntime threads spin between the ops of a tower call (never "
+        "between calls). Off by default: under load it cost 12-15%% more CPU per request "
+        "on 2 cores, the cores the image decoders and the event loop need",
     )
     spin.add_argument(
         "--no-spinning",
