@@ -38,9 +38,14 @@ woken only once that many items are ready, or when its timed wait ends:
   time)``, or half that time after the tower is free if later (items queued during a
   call have often waited a call already), so no batch is held back longer than about
   one call;
-- arrivals count as "still arriving" while they come within ``max_wait_ms``, or 5% of
-  the recent call time if longer, of each other: a straggler a little late (a busy
-  event loop, a preempted vCPU) no longer splits the lane.
+- arrivals count as "still arriving" while they come within ``max_wait_ms``, or 10% of
+  the recent call time if longer, of each other: a straggler a little late (an event
+  loop writing 32 answers, a preempted vCPU) no longer splits the lane;
+- whether the answered callers come back at once is learnt: the share of a call's
+  items matched by arrivals before the next call starts (an exponential mean). Below
+  0.5 the lane is an open stream and takes what is queued as soon as the tower is
+  free: waiting there for arrivals only idles the tower (at 0.9x the ceiling, Poisson
+  text arrivals, it fell behind the offered rate).
 
 A lone caller therefore never waits (its latency is a direct call's); N callers in a
 closed loop are taken together as soon as all N are back; an open-loop stream under load
@@ -200,6 +205,15 @@ class _Lane:
         self._preparing = 0  # items accepted but not yet ready (images being decoded)
         self._last_size = 0
         self._queued_at_end = 0  # items queued or decoding when the last call ended
+        # Do the callers a call answers come back at once (a closed loop: wait for them)
+        # or not (an open stream: waiting for arrivals only idles the tower)? Learnt as
+        # the share of the answered items matched by arrivals before the next call
+        # starts (an exponential mean); at 0.5 or more the lane expects them all back.
+        # Counting them (never more than it waited for) would drift down one straggler
+        # at a time.
+        self._answered = 0
+        self._returned = 0
+        self._return_ratio = 1.0
         # The worker, forming a batch, needs waking only once this many items are ready
         # (or when its timed wait ends): a wake-up per returning caller cost 32 GIL
         # hand-offs per batch at 32 callers.
@@ -239,6 +253,7 @@ class _Lane:
                 self._preparing += n
             self.stats.requests += 1
             self.stats.items += n
+            self._returned += n
 
     def retry_after_s(self) -> float:
         """The time the queue ahead takes to clear at the recent call speed (seconds)."""
@@ -304,7 +319,8 @@ class _Lane:
                     # Expect the last call's items back (closed-loop callers) with
                     # those that queued while it ran, or as many as are queued and
                     # decoding now; never more than max_batch.
-                    expected = max(self._last_size + self._queued_at_end, ready + self._preparing)
+                    returning = self._last_size if self._return_ratio >= 0.5 else 0
+                    expected = max(returning + self._queued_at_end, ready + self._preparing)
                     if ready >= min(self.max_batch, expected):
                         break
                     self._wake_at = min(self.max_batch, expected)
@@ -315,16 +331,21 @@ class _Lane:
                         patience = max(self.max_wait_s, 2 * self._mean_prepare_s)
                         until = max(since, self._last_arrival) + patience
                     else:
-                        # A straggler a little over max_wait_ms late (a busy event loop,
-                        # a preempted vCPU) would split the lane: allow up to 5% of a
-                        # call between arrivals.
-                        gap = max(self.max_wait_s, 0.05 * self._mean_call_s)
+                        # A straggler a little over max_wait_ms late would split the
+                        # lane: allow up to 10% of a call between arrivals (an event loop
+                        # writing 32 answers pauses its reads for about 3 ms).
+                        gap = max(self.max_wait_s, 0.1 * self._mean_call_s)
                         until = min(cap, max(since, self._last_arrival) + gap)
                     left = until - time.monotonic()
                     if left <= 0:
                         break
                     self._cond.wait(left)
             self._wake_at = 1
+            if self._answered:
+                # Arrivals since the last call's answers, against how many it answered.
+                seen = min(1.0, self._returned / self._answered)
+                self._return_ratio = 0.7 * self._return_ratio + 0.3 * seen
+                self._answered = 0
             taken = [self._ready.popleft() for _ in range(min(self.max_batch, len(self._ready)))]
             self._admitted -= len(taken)
             return taken
@@ -373,6 +394,8 @@ class _Lane:
         )
         with self._cond:
             self._queued_at_end = len(self._ready) + self._preparing
+            self._answered = len(live)
+            self._returned = 0
         for item, row in zip(live, out, strict=True):
             item.request.put(item.row, row)
         self.stats.batches += 1
