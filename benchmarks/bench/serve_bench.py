@@ -27,6 +27,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cliprt.bench.env import environment, load_average, physical_cores
 from cliprt.bench.inputs import make_images, make_texts, token_counter
 from cliprt.bench.serve_load import (
@@ -60,6 +62,8 @@ class ServeBenchConfig:
         warmup_rounds: untimed requests per caller before a closed-loop cell's window
             opens (serve_load.closed_loop: steady state only).
         min_requests: at least this many timed requests per cell.
+        paired: requests per mode of the paired single-caller measurement (direct,
+            batched in process, batched over HTTP, alternating call by call; 0: none).
         open_s: seconds of offered load per open-loop cell (at least min_requests).
         items: distinct inputs cycled through (and the ceiling's batch).
         seq_len: tokens per prompt (BOS and EOS included).
@@ -79,6 +83,7 @@ class ServeBenchConfig:
     requests_per_caller: int = 8
     warmup_rounds: int = 2
     min_requests: int = 32
+    paired: int = 100
     open_s: float = 4.0
     items: int = 64
     seq_len: int = 16
@@ -319,7 +324,7 @@ def _measure(
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     n = len(images) if modality == "image" else len(texts)
-    ceiling_runs = _ceiling_runs(model, modality, images, texts, cfg.max_batch, 5)
+    ceiling_runs: list[tuple[float, float]] = []
 
     def direct_call(i: int) -> None:
         if modality == "image":
@@ -335,6 +340,10 @@ def _measure(
     for li, c in enumerate(cfg.concurrency):
         requests = max(cfg.min_requests, cfg.requests_per_caller * c)
         warmup = cfg.warmup_rounds * c
+        # The ceiling of this level: 3 calls right before its cells and 3 right after,
+        # so that a slow spell of a shared machine hits the ratio's both sides alike.
+        level_runs = _ceiling_runs(model, modality, images, texts, cfg.max_batch, 3)
+        level_rows: list[dict[str, Any]] = []
         for mode in _rotate(MODES, li):
             b = batchers.get(mode)
             before = b.stats(modality).batch_sizes if b else {}
@@ -346,14 +355,20 @@ def _measure(
             # of a shared machine the run got.
             cpu_ms = (time.process_time() - cpu0) * 1000 / res.extra["issued"]
             sizes = _batch_delta(before, b.stats(modality).batch_sizes) if b else {}
-            rows.append(
+            level_rows.append(
                 _row(cfg, precision, modality, target="in-process", loop="closed", mode=mode,
                      concurrency=c, result=res, batch_sizes=sizes, mean_batch=_mean_batch(sizes),
                      cpu_ms_per_request=cpu_ms)
             )  # fmt: skip
             _log(f"{precision} {modality} in-process c={c:3d} {mode:9s}: {_brief(res)}")
+        level_runs += _ceiling_runs(model, modality, images, texts, cfg.max_batch, 3)
+        for r in level_rows:
+            r["ceiling_per_s"] = _ceiling(level_runs, n)["throughput_per_s"]
+        rows += level_rows
+        ceiling_runs += level_runs
 
-    ceiling_runs += _ceiling_runs(model, modality, images, texts, cfg.max_batch, 5)
+    if not ceiling_runs:
+        ceiling_runs = _ceiling_runs(model, modality, images, texts, cfg.max_batch, 5)
     ceiling = _ceiling(ceiling_runs, n)
     _log(
         f"{precision} {modality}: ceiling {ceiling['throughput_per_s']:.1f}/s (one call of {n}, batch {cfg.max_batch})"
@@ -390,6 +405,13 @@ def _measure(
             )  # fmt: skip
             _log(f"{precision} {modality} http       c={c:3d} {mode:9s}: {_brief(res)}")
 
+    if cfg.paired:
+        server = servers.get("batched")
+        http = partial(http_caller, server.url, bodies)() if server else None
+        rows += _paired(
+            cfg, precision, modality, direct_call, batcher_call(batchers["batched"]), http, server
+        )
+
     for li, frac in enumerate(cfg.rates):
         rate = frac * ceiling["throughput_per_s"]
         requests = max(cfg.min_requests, int(rate * cfg.open_s))
@@ -415,6 +437,57 @@ def _measure(
             _log(
                 f"{precision} {modality} open {frac:.2f}x ceiling ({rate:6.1f}/s) {mode:9s}: {_brief(res)}"
             )
+    return rows
+
+
+def _paired(
+    cfg: ServeBenchConfig,
+    precision: str,
+    modality: str,
+    direct: Callable[[int], None],
+    batched: Callable[[int], None],
+    http: Callable[[int], None] | None,
+    server: _Server | None,
+) -> list[dict[str, Any]]:
+    """One caller, the modes alternating call by call (direct, batched in process,
+    batched over HTTP): the single-caller ratios compare calls made within milliseconds
+    of each other, not cells a minute apart on a machine whose speed drifts.
+
+    CPU per call: this process's for the in-process modes, the server's for HTTP (/proc
+    ticks of 10 ms, summed over all the calls).
+    """
+    calls: dict[str, Callable[[int], None]] = {"direct": direct, "batched": batched}
+    if http is not None:
+        calls["http"] = http
+    lat: dict[str, list[float]] = {m: [] for m in calls}
+    cpu: dict[str, float] = dict.fromkeys(calls, 0.0)
+    for call in calls.values():  # warm: connections, pools
+        call(0)
+    for i in range(cfg.paired):
+        for m in _rotate(list(calls), i):
+            if m == "http" and server is not None:
+                c0 = _process_cpu_s(server.proc.pid) or 0.0
+                t0 = time.perf_counter()
+                calls[m](i)
+                t1 = time.perf_counter()
+                cpu[m] += (_process_cpu_s(server.proc.pid) or 0.0) - c0
+            else:
+                c0 = time.process_time()
+                t0 = time.perf_counter()
+                calls[m](i)
+                t1 = time.perf_counter()
+                cpu[m] += time.process_time() - c0
+            lat[m].append((t1 - t0) * 1000)
+    rows = []
+    for m, values in lat.items():
+        p50, p90, p99 = (float(x) for x in np.percentile(values, [50, 90, 99]))
+        rows.append(
+            _row(cfg, precision, modality, target="http" if m == "http" else "in-process",
+                 loop="paired", mode="batched" if m == "http" else m, concurrency=1,
+                 requests=len(values), errors={}, p50_ms=p50, p90_ms=p90, p99_ms=p99,
+                 mean_ms=float(np.mean(values)), cpu_ms_per_request=cpu[m] * 1000 / len(values))
+        )  # fmt: skip
+        _log(f"{precision} {modality} paired 1 caller {m:8s}: p50 {p50:8.2f} ms")
     return rows
 
 
@@ -453,7 +526,9 @@ def checks(rows: list[dict[str, Any]], cfg: ServeBenchConfig) -> list[dict[str, 
                 rows, **key, target="in-process", loop="closed", mode="direct", concurrency=32
             )
             if ceil and b32 and u32:
-                c["c32_batched_over_ceiling"] = b32["throughput_per_s"] / ceil["throughput_per_s"]
+                # The ceiling measured around the 32-caller cells, when there is one.
+                ceiling_32 = b32.get("ceiling_per_s") or ceil["throughput_per_s"]
+                c["c32_batched_over_ceiling"] = b32["throughput_per_s"] / ceiling_32
                 c["c32_throughput_batched_over_unbatched"] = (
                     b32["throughput_per_s"] / u32["throughput_per_s"]
                 )
@@ -472,15 +547,15 @@ def checks(rows: list[dict[str, Any]], cfg: ServeBenchConfig) -> list[dict[str, 
                     )
                     c["c32_p50_direct_over_batched"] = d32["p50_ms"] / b32["p50_ms"]
                     c["c32_p99_direct_ms"] = d32["p99_ms"]
-            b1 = _find(
-                rows, **key, target="in-process", loop="closed", mode="batched", concurrency=1
-            )
-            d1 = _find(
-                rows, **key, target="in-process", loop="closed", mode="direct", concurrency=1
-            )
+            # One caller: the paired measurement when there is one (the modes alternate
+            # call by call), else the closed-loop cells.
+            loop = "paired" if _find(rows, **key, loop="paired") else "closed"
+            c["c1_from"] = loop
+            b1 = _find(rows, **key, target="in-process", loop=loop, mode="batched", concurrency=1)
+            d1 = _find(rows, **key, target="in-process", loop=loop, mode="direct", concurrency=1)
             if b1 and d1:
                 c["c1_p50_batched_over_direct"] = b1["p50_ms"] / d1["p50_ms"]
-            h1 = _find(rows, **key, target="http", loop="closed", mode="batched", concurrency=1)
+            h1 = _find(rows, **key, target="http", loop=loop, mode="batched", concurrency=1)
             if h1 and b1:
                 c["c1_http_overhead_ms"] = h1["p50_ms"] - b1["p50_ms"]
                 if h1.get("cpu_ms_per_request") is not None and b1.get("cpu_ms_per_request"):
@@ -588,6 +663,12 @@ def parser() -> argparse.ArgumentParser:
         help=f"untimed requests per caller before the window opens ({d.warmup_rounds})",
     )
     p.add_argument("--min-requests", type=int, default=d.min_requests)
+    p.add_argument(
+        "--paired",
+        type=int,
+        default=d.paired,
+        help=f"single-caller requests per mode, modes alternating call by call ({d.paired}; 0: none)",
+    )
     p.add_argument("--open-s", type=float, default=d.open_s)
     p.add_argument("--items", type=int, default=d.items)
     p.add_argument("--seq-len", type=int, default=d.seq_len)
@@ -614,6 +695,7 @@ def main(argv: Sequence[str]) -> int:
         requests_per_caller=ns.requests_per_caller,
         warmup_rounds=ns.warmup_rounds,
         min_requests=ns.min_requests,
+        paired=ns.paired,
         open_s=ns.open_s,
         items=ns.items,
         seq_len=ns.seq_len,

@@ -27,6 +27,12 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return out + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+def _ratio(row: dict[str, Any], ceil: dict[str, Any] | None) -> str:
+    # Against the ceiling measured around the row's own level when there is one.
+    ceiling = row.get("ceiling_per_s") or (ceil["throughput_per_s"] if ceil else None)
+    return _f(row["throughput_per_s"] / ceiling, 2) if ceiling else "-"
+
+
 def _group(result: dict[str, Any], precision: str, modality: str) -> list[str]:
     rows = [r for r in result["rows"] if r["precision"] == precision and r["modality"] == modality]
     ceil = next((r for r in rows if r["loop"] == "ceiling"), None)
@@ -43,13 +49,14 @@ def _group(result: dict[str, Any], precision: str, modality: str) -> list[str]:
             "",
         ]
     closed = [r for r in rows if r["loop"] == "closed"]
+    paired = [r for r in rows if r["loop"] == "paired"]
     closed.sort(key=lambda r: (r["target"] != "in-process", r["concurrency"], r["mode"]))
     table = []
     for r in closed:
         errs = sum(r["errors"].values()) if r.get("errors") else 0
         table.append(
             [r["target"], str(r["concurrency"]), r["mode"], _f(r["throughput_per_s"]),
-             _f(r["throughput_per_s"] / ceil["throughput_per_s"], 2) if ceil else "-",
+             _ratio(r, ceil),
              _f(r["p50_ms"], 2), _f(r["p90_ms"], 2), _f(r["p99_ms"], 2), _f(r.get("cpu_ms_per_request")),
              _f(r.get("mean_batch")), _sizes(r.get("batch_sizes")), str(errs)]
         )  # fmt: skip
@@ -58,6 +65,19 @@ def _group(result: dict[str, Any], precision: str, modality: str) -> list[str]:
          "CPU ms/req", "mean batch", "batch sizes (size:calls)", "errors"],
         table,
     )  # fmt: skip
+    if paired:
+        lines += [
+            "",
+            f"One caller, paired: direct, batched in process and batched over HTTP alternate call "
+            f"by call ({paired[0]['requests']} calls each). CPU ms/call: this process's for the "
+            "in-process modes, the server's over HTTP.",
+            "",
+        ]
+        lines += _table(
+            ["target", "mode", "p50 ms", "p90 ms", "p99 ms", "CPU ms/call"],
+            [[r["target"], r["mode"], _f(r["p50_ms"], 2), _f(r["p90_ms"], 2), _f(r["p99_ms"], 2),
+              _f(r.get("cpu_ms_per_request"), 2)] for r in paired],
+        )  # fmt: skip
     opened = [r for r in rows if r["loop"] == "open"]
     if opened:
         opened.sort(key=lambda r: (r["offered_per_s"], r["mode"]))
@@ -117,8 +137,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"{cfg.get('warmup_rounds', 1)} requests are warm-up; the window closes when the first "
         "caller runs out of requests (the drain is not timed); req/s counts the answers inside "
         "the window, latencies the requests started inside it "
-        f"({cfg['requests_per_caller']} per caller, at least {cfg['min_requests']}); the ceiling "
-        "is the median of 5 calls before and 5 after the closed loop",
+        f"({cfg['requests_per_caller']} per caller, at least {cfg['min_requests']}); each level's "
+        '"x ceiling" is against the median of 3 ceiling calls right before its cells and 3 '
+        "right after (the ceiling line: all of them); the single-caller targets come from the "
+        "paired measurement (modes alternating call by call) when there is one",
         f"- command: `{' '.join(cfg['argv'])}`",
         "",
     ]

@@ -29,7 +29,7 @@ def _bench(args: list[str]) -> subprocess.CompletedProcess[str]:
 def test_closed_and_open_loop_in_process_and_over_http(tmp_path: Path) -> None:
     proc = _bench(
         ["shapes", "--precision", "fp32", "--concurrency", "1,4", "--http-concurrency", "1,4",
-         "--rates", "0.05", "--min-requests", "8", "--items", "8", "--threads", "1",
+         "--rates", "0.05", "--min-requests", "8", "--items", "8", "--threads", "1", "--paired", "6",
          "--out", str(tmp_path)]
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -37,7 +37,25 @@ def test_closed_and_open_loop_in_process_and_over_http(tmp_path: Path) -> None:
     rows = result["rows"]
     for modality in ("image", "text"):
         mine = [r for r in rows if r["modality"] == modality]
-        assert {r["loop"] for r in mine} == {"ceiling", "closed", "open"}
+        assert {r["loop"] for r in mine} == {"ceiling", "closed", "open", "paired"}
+        # Each closed-loop level is compared with the ceiling measured around it.
+        assert all(
+            r["ceiling_per_s"] > 0
+            for r in mine
+            if r["loop"] == "closed" and r["target"] == "in-process"
+        )
+        paired = {(r["target"], r["mode"]): r for r in mine if r["loop"] == "paired"}
+        assert set(paired) == {
+            ("in-process", "direct"),
+            ("in-process", "batched"),
+            ("http", "batched"),
+        }
+        for r in paired.values():
+            assert (
+                r["requests"] == 6
+                and 0 < r["p50_ms"] <= r["p99_ms"]
+                and r["cpu_ms_per_request"] >= 0
+            ), r
         closed = {(r["target"], r["mode"], r["concurrency"]) for r in mine if r["loop"] == "closed"}
         assert closed == {
             *(("in-process", m, c) for m in ("batched", "unbatched", "direct") for c in (1, 4)),
@@ -48,10 +66,11 @@ def test_closed_and_open_loop_in_process_and_over_http(tmp_path: Path) -> None:
                 # The steady-state window: warm-up and drain issued, never timed.
                 assert 0 < r["answered_in_window"] < r["issued"], r
                 assert 0 < r["window_s"] == r["wall_s"], r
-            if r["loop"] != "ceiling":
+            if r["loop"] in ("closed", "open"):
                 assert r["requests"] >= 8 and not r["errors"], r
                 assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"], r
-            assert r["throughput_per_s"] > 0
+            if r["loop"] != "paired":
+                assert r["throughput_per_s"] > 0
             if r["loop"] in ("closed", "ceiling"):
                 # Process CPU time per request; /proc counts the server's in 10 ms ticks.
                 assert r["cpu_ms_per_request"] > 0 or r["target"] == "http", r
@@ -61,6 +80,7 @@ def test_closed_and_open_loop_in_process_and_over_http(tmp_path: Path) -> None:
     assert set(result["server_exit_codes"].values()) == {0}
     assert {c["modality"] for c in result["checks"]} == {"image", "text"}
     assert all("c1_http_overhead_ms" in c for c in result["checks"])
+    assert all(c["c1_from"] == "paired" for c in result["checks"])
     md = (tmp_path / "serve.md").read_text()
     assert "## The targets, as measured" in md and "### fp32 texts" in md
     assert "uptime at start" in md
