@@ -80,9 +80,11 @@ def closed_loop(
     started and the batches formed while they were still arriving are behind. It
     closes when the first caller finds no request left: from then on fewer than
     `concurrency` callers remain and the load drains, so the last batches are partial
-    (the extra `concurrency` requests issued are that drain, never timed). Throughput is
-    the answers inside the window over its length; latencies are those of the requests
-    started inside it (they finish during the drain at the latest). With few requests
+    (the extra `concurrency` requests issued are that drain, never timed). Latencies are
+    those of the requests started inside the window (they finish during the drain at
+    the latest); throughput is `concurrency` over their mean latency (Little's law,
+    callers never pause), scaled by the share answered without error. The answers
+    counted inside the window over its length are kept as `counted_per_s`. With few requests
     per caller, start-up and drain would otherwise be most of what is measured.
     """
     counter = itertools.count()
@@ -131,10 +133,23 @@ def closed_loop(
     result = _summary(ok, errors, len(inside))
     answered = sum(1 for _, b, e in spans if e is None and opens < b <= closes)
     window = closes - opens
-    if window > 0 and answered:
-        result.throughput_per_s = answered / window
+    counted = answered / window if window > 0 and answered else 0.0
+    if window > 0:
         result.wall_s = window
-    result.extra.update({"window_s": window, "answered_in_window": answered, "issued": len(spans)})
+    if inside and ok:
+        # Little's law: N callers with no pause between requests complete N requests per
+        # mean latency. Counting the answers between two instants instead moved by up to
+        # one batch of answers (32 at once) per window: +-6% over 8 batches of images.
+        mean_s = sum(b - a for a, b, _ in inside) / len(inside)
+        result.throughput_per_s = concurrency / mean_s * len(ok) / len(inside)
+    result.extra.update(
+        {
+            "window_s": window,
+            "answered_in_window": answered,
+            "counted_per_s": counted,
+            "issued": len(spans),
+        }
+    )
     return result
 
 

@@ -130,13 +130,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"- uptime at start: `{env.get('uptime_start')}`; at end: `{env.get('uptime_end')}`",
         f"- model: {cfg['model']}; batched: max_batch={cfg['max_batch']}, max_wait_ms={cfg['max_wait_ms']}; "
         "unbatched: the same front with max_batch=1; direct: each caller calls the model itself "
-        "(concurrent session.run, today's behaviour without the front)",
+        "(concurrent session.run, today's behaviour without the front); onnxruntime threads "
+        f"{'spin during a tower call' if cfg.get('spinning') else 'never spin'} (in process and in the server)",
         f"- single-item requests; images are JPEG files (bytes, decoded in the pool), texts "
         f"{cfg['seq_len']} tokens; {cfg['items']} distinct items cycled",
         "- closed loop, steady state only: each caller's first "
         f"{cfg.get('warmup_rounds', 1)} requests are warm-up; the window closes when the first "
-        "caller runs out of requests (the drain is not timed); req/s counts the answers inside "
-        "the window, latencies the requests started inside it "
+        "caller runs out of requests (the drain is not timed); latencies are those of the "
+        "requests started inside it, req/s the callers over their mean latency (Little's law) "
         f"({cfg['requests_per_caller']} per caller, at least {cfg['min_requests']}); each level's "
         '"x ceiling" is against the median of 3 ceiling calls right before its cells and 3 '
         "right after (the ceiling line: all of them); the single-caller targets come from the "

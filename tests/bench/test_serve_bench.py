@@ -119,4 +119,8 @@ def test_closed_loop_times_the_steady_state_only() -> None:
     # Neither the warm-up nor the drain is inside the window.
     assert 0 < res.extra["answered_in_window"] <= 52 - 8
     assert 0 < res.requests <= 52 - 8 and not res.errors
-    assert res.throughput_per_s == pytest.approx(res.extra["answered_in_window"] / res.wall_s)
+    assert res.extra["counted_per_s"] == pytest.approx(res.extra["answered_in_window"] / res.wall_s)
+    # 4 callers that never pause, 2 ms a call: Little's law gives 4 / mean latency.
+    assert res.mean_ms is not None
+    assert res.throughput_per_s == pytest.approx(4 / (res.mean_ms / 1000))
+    assert 0 < res.throughput_per_s <= 2000  # every call sleeps at least 2 ms
