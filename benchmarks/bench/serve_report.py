@@ -4,12 +4,11 @@ the targets as measured) and serve.png (throughput and p50 against concurrency).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from cliprt.bench.env import header_lines
+from cliprt.runtime.atomic import atomic_write
 
 
 def _f(x: float | None, digits: int = 1) -> str:
@@ -197,10 +196,9 @@ def write_chart(result: dict[str, Any], path: Path) -> Path:
 
 
 def _atomic_write(path: Path, data: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    # The runtime's writer: the mode a plain open() gives (mkstemp's was 0600).
+    with atomic_write(path) as f:
+        f.write(data.encode("utf-8"))
 
 
 def write(result: dict[str, Any], out: Path) -> list[Path]:
