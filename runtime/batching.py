@@ -19,7 +19,7 @@ or images are still being decoded) the worker waits for the batch mates it expec
 previous call's items, whose callers come back, plus those queued or decoding when it
 ended; at least as many as are queued and being decoded now; at most ``max_batch``).
 Expecting only as many as the previous call held kept closed-loop callers split in two
-groups for good (at 32 text callers, calls of 20-27 items instead of 32); the worker is
+groups for good (at 32 text callers, calls of 20-31 items instead of 32); the worker is
 woken only once that many items are ready, or when its timed wait ends:
 
 - images still being decoded are waited for while they keep coming out of the pool
