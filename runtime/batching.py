@@ -55,8 +55,10 @@ Results do not depend on batch mates. For fp32 and fp16 a request's embedding is
 bit-identical to the direct ``encode_images`` / ``encode_texts`` call of the same
 items: every row of a tower is computed independently of the others, and right padding
 after EOS changes nothing under CLIP's causal mask (tests check both, bit for bit).
-int8 towers quantize activations dynamically with one scale per tensor, i.e. per
-batch, so an int8 row moves with its batch mates (see the README's Serving section for
+So is the default int8 export, whose activation scales are frozen (manifest:
+``batch_dependent`` false). Dynamic int8 towers (``--int8-formulation dynamic``, the
+shipped ``shapes`` model) quantize activations with one scale per tensor, i.e. per
+batch, so their rows move with their batch mates (see the README's Serving section for
 the measured bound).
 
 Failure is per request. A full lane refuses at once with :class:`Overloaded`; a request

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,9 +95,34 @@ def test_multi_item_requests_and_threads(model: ClipModel) -> None:
         )
 
 
+def test_static_int8_is_bit_identical_to_direct_calls(tiny_model_dir: Path) -> None:
+    # The default int8 export freezes its activation scales (manifest: batch_dependent
+    # false): a row's embedding cannot depend on its batch mates, so the batcher's
+    # answers equal direct calls bit for bit, as fp32's do.
+    model = cliprt.load(tiny_model_dir, precision="int8", device="cpu", threads=2, spinning=False)
+    try:
+        assert model.manifest.export["int8"]["batch_dependent"] is False
+        prompts, images = PROMPTS * 3, _images(10, seed=3)
+        with model.batched(max_batch=8, max_wait_ms=20) as b:
+            tf = [b.submit_texts(p) for p in prompts]
+            imf = [b.submit_images(im) for im in images]
+            got_t = np.concatenate([f.result(60) for f in tf])
+            got_i = np.concatenate([f.result(60) for f in imf])
+            assert max(b.stats("text").batch_sizes) > 1 and max(b.stats("image").batch_sizes) > 1
+        np.testing.assert_array_equal(
+            got_t, np.concatenate([model.encode_texts([p]) for p in prompts])
+        )
+        np.testing.assert_array_equal(
+            got_i, np.concatenate([model.encode_images(im) for im in images])
+        )
+    finally:
+        model.close()
+
+
 def test_int8_stays_within_the_documented_bound() -> None:
-    # Dynamic int8 quantizes activations with one scale per batch: rows move with their
-    # batch mates. The README states the bound; this holds the shapes model to it.
+    # Dynamic int8 (the shipped shapes model, `--int8-formulation dynamic`) quantizes
+    # activations with one scale per batch: rows move with their batch mates. The README
+    # states the bound; this holds the shapes model to it.
     model = cliprt.load("shapes", precision="int8", device="cpu", threads=2, spinning=False)
     try:
         prompts, images = PROMPTS * 3, _images(10, seed=2)
