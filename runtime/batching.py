@@ -461,8 +461,9 @@ class Batcher:
     Args:
         model: the loaded model whose towers it calls.
         max_batch: most rows per tower call.
-        max_wait_ms: longest the oldest queued item waits for batch mates, and only
-            while there is concurrency (ms).
+        max_wait_ms: while there is concurrency, how long the worker waits for the
+            next expected batch mate (ms; 10% of the recent tower call if longer); no
+            item waits for mates longer than about one tower call (module docstring).
         max_queue: most items per lane accepted and not yet computed; beyond it a
             request is refused with Overloaded.
         timeout_ms: default deadline of a request, from its submission (ms); None: no
