@@ -174,11 +174,11 @@ def session_options(*, threads: int | None = None, spinning: bool = True) -> ort
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    # Threads left spinning after a run took the cores from the Python work between runs
-    # (tokenizing, decoding, the event loop): measured on the 2-core box, a spinning
-    # pool made a 32-text call 89-111 ms instead of 60 ms and a 1-image call 31 ms
-    # instead of 24; stopped at the end of each run, the same spinning gives a short
-    # text 4.7 ms instead of 5.9-6.3 ms without spinning, at the same CPU per call.
+    # Spinning on after a run buys nothing and burns the cores the Python work between
+    # runs needs (tokenizing, decoding, the event loop): on the 2-core box it cost up to
+    # 14% more CPU per lone call for the same latency, while spinning during the run
+    # gives a short text 4.5 ms instead of 6.4 ms without spinning
+    # (benchmarks/spinning_probe.py, results/spinning.md).
     so.add_session_config_entry("session.force_spinning_stop", "1" if spinning else "0")
     so.log_severity_level = 3  # errors only: ORT's warnings about node placement are noise here
     return so
