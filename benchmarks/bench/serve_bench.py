@@ -457,26 +457,21 @@ def _paired(
     ticks of 10 ms, summed over all the calls).
     """
     calls: dict[str, Callable[[int], None]] = {"direct": direct, "batched": batched}
-    if http is not None:
+    clocks: dict[str, Callable[[], float]] = dict.fromkeys(calls, time.process_time)
+    if http is not None and server is not None:
         calls["http"] = http
+        clocks["http"] = lambda: _process_cpu_s(server.proc.pid) or 0.0
     lat: dict[str, list[float]] = {m: [] for m in calls}
     cpu: dict[str, float] = dict.fromkeys(calls, 0.0)
     for call in calls.values():  # warm: connections, pools
         call(0)
     for i in range(cfg.paired):
         for m in _rotate(list(calls), i):
-            if m == "http" and server is not None:
-                c0 = _process_cpu_s(server.proc.pid) or 0.0
-                t0 = time.perf_counter()
-                calls[m](i)
-                t1 = time.perf_counter()
-                cpu[m] += (_process_cpu_s(server.proc.pid) or 0.0) - c0
-            else:
-                c0 = time.process_time()
-                t0 = time.perf_counter()
-                calls[m](i)
-                t1 = time.perf_counter()
-                cpu[m] += time.process_time() - c0
+            c0 = clocks[m]()
+            t0 = time.perf_counter()
+            calls[m](i)
+            t1 = time.perf_counter()
+            cpu[m] += clocks[m]() - c0
             lat[m].append((t1 - t0) * 1000)
     rows = []
     for m, values in lat.items():
